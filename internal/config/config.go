@@ -1,0 +1,169 @@
+// Package config reads gatecache's configuration from environment variables
+// (DESIGN.md section 2.2). MCC's variable names are used unchanged so that an
+// IoT Edge deployment manifest written for Microsoft Connected Cache works
+// as is; gatecache-only variables fill the gaps.
+//
+// Values are trimmed of surrounding white space, and a variable set to the
+// empty string counts as unset: deployment manifests often carry `"value": ""`
+// for settings an operator left alone.
+//
+// FromEnv reports only the first invalid variable, and always the same one
+// for the same environment, because it checks in this fixed order:
+//
+//	LISTEN_ADDR, SUMMARY_ADDR, CACHE_ROOT,
+//	CUSTOMER_ID, CACHE_NODE_ID, CUSTOMER_KEY,
+//	for N = 1..9: STORAGE_N_SIZE_GB, STORAGE_N_SIZE, STORAGE_N_PATH,
+//	UPSTREAM_HOST (or IOTEDGE_PARENTHOSTNAME), UPSTREAM_FALLBACK_DIRECT,
+//	UPSTREAM_PROXY,
+//	for N = 1..999: CACHEABLE_CUSTOM_N_HOST, _CANONICAL, _KEEP_QUERY,
+//	IS_SUMMARY_PUBLIC, IS_SUMMARY_ACCESS_UNRESTRICTED, SUMMARY_API_KEY,
+//	UPSTREAM_MAX_RATE, MAX_STALE, LOG_FORMAT.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+const (
+	// minDriveBytes is MCC's documented minimum drive size. Smaller drives
+	// are allowed (tests, tiny gateways) but earn a warning.
+	minDriveBytes = 10 * 1000 * 1000 * 1000
+	// defaultDriveBytes is used for a drive whose size is not given.
+	defaultDriveBytes = minDriveBytes
+	// defaultBlockSize is the storage block size; not configurable yet.
+	defaultBlockSize = 1 << 20
+	// maxDrives matches MCC's "up to nine drives" (STORAGE_1..STORAGE_9).
+	maxDrives = 9
+	// maxCustomHosts bounds the CACHEABLE_CUSTOM_N_* scan: lookup cannot
+	// list keys, so every N in 1..maxCustomHosts is probed.
+	maxCustomHosts = 999
+	// redacted replaces secrets in logs and error messages.
+	redacted = "REDACTED"
+)
+
+// Config is gatecache's whole configuration. Every field documents its
+// environment variable and default.
+type Config struct {
+	ListenAddr  string // LISTEN_ADDR, default ":8081"
+	SummaryAddr string // SUMMARY_ADDR, default ":5001"
+	CacheRoot   string // CACHE_ROOT, default "./gatecache-data"
+
+	// CUSTOMER_ID, CACHE_NODE_ID, CUSTOMER_KEY: GUIDs in lowercased
+	// canonical 8-4-4-4-12 form (braces stripped), or "" when unset.
+	CustomerID, CacheNodeID, CustomerKey string
+
+	// Drives come from STORAGE_N_* (N = 1..9), sorted by Index. Never empty:
+	// with no drive configured there is one 10 GB drive at CacheRoot/cache1.
+	Drives []Drive
+
+	// Upstreams is UPSTREAM_HOST (comma list, failover in order), else
+	// IOTEDGE_PARENTHOSTNAME; each "host:port" (port 80 by default, IPv6
+	// as "[::1]:80"). Empty: fetch from origins.
+	Upstreams []string
+
+	Proxy          *Proxy // UPSTREAM_PROXY, nil when unset
+	FallbackDirect bool   // UPSTREAM_FALLBACK_DIRECT, default false
+
+	CustomHosts []CustomHost // CACHEABLE_CUSTOM_N_*, sorted by Index
+
+	SummaryPublic       bool   // IS_SUMMARY_PUBLIC, default false
+	SummaryUnrestricted bool   // IS_SUMMARY_ACCESS_UNRESTRICTED, default false
+	SummaryAPIKey       string // SUMMARY_API_KEY, default CustomerKey
+
+	// UpstreamMaxRate is UPSTREAM_MAX_RATE in bytes/s, 0 = unlimited.
+	// Units as in ParseSize; a "/s" suffix and "unlimited" are accepted.
+	UpstreamMaxRate int64
+
+	// MaxStale is MAX_STALE: how long past freshness an entry may be served
+	// when upstream fails. A Go duration, a number of seconds, or
+	// "unlimited". Default -1, meaning unlimited.
+	MaxStale time.Duration
+
+	LogFormat string // LOG_FORMAT, "text" (default) or "json"
+	BlockSize int64  // not from env in this version; 1 MiB
+
+	// Warnings are non-fatal findings to log at start, such as a drive
+	// below MCC's 10 GB minimum.
+	Warnings []string
+}
+
+// Drive is one cache drive: a directory with a byte budget.
+type Drive struct {
+	Index     int    // N of STORAGE_N_*, 1..9
+	Path      string // STORAGE_N_PATH (cleaned), default CacheRoot/cacheN
+	SizeBytes int64  // STORAGE_N_SIZE wins over STORAGE_N_SIZE_GB (10^9 bytes); default 10 GB
+}
+
+// Proxy is the outbound forward proxy from UPSTREAM_PROXY.
+type Proxy struct {
+	Addr     string // "host:port"; the port is required
+	User     string // from an optional "user:pass@" prefix, taken literally
+	Password string
+}
+
+// CustomHost is one extra cacheable origin from CACHEABLE_CUSTOM_N_*.
+type CustomHost struct {
+	Index int // N of CACHEABLE_CUSTOM_N_HOST
+
+	// Host is a lowercased host name, an IP (IPv6 without brackets, as
+	// net.SplitHostPort returns it), or "*.suffix" for a wildcard. No port.
+	Host string
+	Port string // explicit port from "host:port", "" when none given
+	TLS  bool   // the value had the "https://" prefix: fetch over TLS
+
+	// Canonical is CACHEABLE_CUSTOM_N_CANONICAL lowercased; default Host,
+	// plus ":"+Port when Port is not the scheme's default (80, or 443
+	// with TLS). An IPv6 host is bracketed here, as in a URL.
+	Canonical string
+	KeepQuery bool // CACHEABLE_CUSTOM_N_KEEP_QUERY, default false
+}
+
+// Error is a configuration error. Its message is one line that names the
+// variable, its value and what was expected, so an operator can fix the
+// manifest without reading code:
+//
+//	STORAGE_1_SIZE_GB="abc": want a whole number of GB
+//
+// Value is "REDACTED" (or has its password part redacted) for secrets.
+type Error struct{ Var, Value, Want string }
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s=%q: want %s", e.Var, e.Value, e.Want)
+}
+
+// FromEnv reads the configuration through lookup (os.LookupEnv in main, a
+// map in tests). It returns the first invalid variable, in the order given
+// in the package documentation, as *Error, and a zero Config with it:
+// nothing may start half-configured.
+func FromEnv(lookup func(string) (string, bool)) (Config, error) {
+	r := reader{lookup: lookup}
+	c := Config{
+		ListenAddr:  ":8081",
+		SummaryAddr: ":5001",
+		CacheRoot:   "./gatecache-data",
+		MaxStale:    -1,
+		LogFormat:   "text",
+		BlockSize:   defaultBlockSize,
+	}
+	steps := []func(*Config) error{
+		r.listeners, r.cacheRoot, r.identity, r.drives, r.upstreams,
+		r.proxy, r.customHosts, r.summary, r.rate, r.stale, r.logFormat,
+	}
+	for _, step := range steps {
+		if err := step(&c); err != nil {
+			return Config{}, err
+		}
+	}
+	return c, nil
+}
+
+// Default returns the configuration of an empty environment.
+func Default() Config {
+	c, err := FromEnv(func(string) (string, bool) { return "", false })
+	if err != nil {
+		// The defaults are constants; failing here is a bug in this package.
+		panic("config: defaults are invalid: " + err.Error())
+	}
+	return c
+}

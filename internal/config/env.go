@@ -1,0 +1,292 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// reader wraps the lookup function; its methods are FromEnv's steps, one
+// per group of variables, run in the documented order.
+type reader struct {
+	lookup func(string) (string, bool)
+}
+
+// get returns the trimmed value of name; ok is false when the variable is
+// unset or blank, which both mean "use the default".
+func (r reader) get(name string) (string, bool) {
+	v, ok := r.lookup(name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+// boolVar reads a boolean into *dst, leaving the default when unset.
+func (r reader) boolVar(name string, dst *bool) error {
+	v, ok := r.get(name)
+	if !ok {
+		return nil
+	}
+	b, valid := parseBool(v)
+	if !valid {
+		return &Error{name, v, "true or false (also 1/0, yes/no)"}
+	}
+	*dst = b
+	return nil
+}
+
+func (r reader) listeners(c *Config) error {
+	for _, l := range []struct {
+		name string
+		dst  *string
+	}{{"LISTEN_ADDR", &c.ListenAddr}, {"SUMMARY_ADDR", &c.SummaryAddr}} {
+		v, ok := r.get(l.name)
+		if !ok {
+			continue
+		}
+		if !validListenAddr(v) {
+			return &Error{l.name, v, `host:port with a numeric port, like ":8081" or "127.0.0.1:8081"`}
+		}
+		*l.dst = v
+	}
+	return nil
+}
+
+func (r reader) cacheRoot(c *Config) error {
+	if v, ok := r.get("CACHE_ROOT"); ok {
+		c.CacheRoot = v
+	}
+	return nil
+}
+
+func (r reader) identity(c *Config) error {
+	for _, g := range []struct {
+		name   string
+		dst    *string
+		secret bool
+	}{
+		{"CUSTOMER_ID", &c.CustomerID, false},
+		{"CACHE_NODE_ID", &c.CacheNodeID, false},
+		{"CUSTOMER_KEY", &c.CustomerKey, true},
+	} {
+		v, ok := r.get(g.name)
+		if !ok {
+			continue
+		}
+		guid, valid := parseGUID(v)
+		if !valid {
+			if g.secret {
+				v = redacted // a mistyped key is still nearly the key
+			}
+			return &Error{g.name, v, "a GUID like 01234567-89ab-cdef-0123-456789abcdef"}
+		}
+		*g.dst = guid
+	}
+	return nil
+}
+
+func (r reader) drives(c *Config) error {
+	owner := map[string]int{} // cleaned path -> drive index, to refuse sharing
+	for n := 1; n <= maxDrives; n++ {
+		gbVar := fmt.Sprintf("STORAGE_%d_SIZE_GB", n)
+		sizeVar := fmt.Sprintf("STORAGE_%d_SIZE", n)
+		pathVar := fmt.Sprintf("STORAGE_%d_PATH", n)
+		gb, gbSet := r.get(gbVar)
+		size, sizeSet := r.get(sizeVar)
+		path, pathSet := r.get(pathVar)
+		if !gbSet && !sizeSet && !pathSet {
+			continue
+		}
+		d := Drive{Index: n, SizeBytes: defaultDriveBytes}
+		from := ""
+		// Both size variables are validated even though _SIZE wins: an
+		// invalid value anywhere is a startup error.
+		if gbSet {
+			if !allDigits(strings.TrimPrefix(gb, "-")) {
+				return &Error{gbVar, gb, "a whole number of GB"}
+			}
+			g, err := strconv.ParseInt(gb, 10, 64)
+			if err != nil || g > maxInt64/int64(1e9) {
+				return &Error{gbVar, gb, "a whole number of GB, at most 9223372036"}
+			}
+			if g <= 0 {
+				return &Error{gbVar, gb, "a whole number of GB, at least 1"}
+			}
+			d.SizeBytes, from = g*1e9, gbVar+"="+gb
+		}
+		if sizeSet {
+			s, err := ParseSize(size)
+			if err != nil || s == 0 {
+				return &Error{sizeVar, size, "a size above 0 like 512MiB or 2GB"}
+			}
+			d.SizeBytes, from = s, sizeVar+"="+size
+		}
+		d.Path = filepath.Join(c.CacheRoot, fmt.Sprintf("cache%d", n))
+		if pathSet {
+			d.Path = filepath.Clean(path)
+		}
+		if prev, taken := owner[d.Path]; taken {
+			return &Error{pathVar, path, fmt.Sprintf("a directory not already used by drive %d (%s)", prev, d.Path)}
+		}
+		owner[d.Path] = n
+		if d.SizeBytes < minDriveBytes {
+			c.Warnings = append(c.Warnings, fmt.Sprintf(
+				"drive %d (%s) has %d bytes, below MCC's minimum of 10 GB; using it anyway",
+				n, from, d.SizeBytes))
+		}
+		c.Drives = append(c.Drives, d)
+	}
+	if len(c.Drives) == 0 {
+		c.Drives = []Drive{{Index: 1, Path: filepath.Join(c.CacheRoot, "cache1"), SizeBytes: defaultDriveBytes}}
+	}
+	// Out-of-range drive numbers are not drives, but an operator who wrote
+	// STORAGE_10_SIZE_GB expects a tenth drive: say why it is missing.
+	for n := 0; n <= 99; n++ {
+		if n >= 1 && n <= maxDrives {
+			continue
+		}
+		for _, suffix := range []string{"SIZE_GB", "SIZE", "PATH"} {
+			name := fmt.Sprintf("STORAGE_%d_%s", n, suffix)
+			if _, ok := r.get(name); ok {
+				c.Warnings = append(c.Warnings, name+" is ignored: drives are numbered 1 to 9")
+			}
+		}
+	}
+	return nil
+}
+
+func (r reader) upstreams(c *Config) error {
+	name := "UPSTREAM_HOST"
+	v, ok := r.get(name)
+	if !ok {
+		// IoT Edge sets this for modules of a lower layer; MCC's nested
+		// samples give the child no UPSTREAM_HOST, so it must be the default.
+		name = "IOTEDGE_PARENTHOSTNAME"
+		v, ok = r.get(name)
+	}
+	if ok {
+		for _, item := range strings.Split(v, ",") {
+			hp, valid := parseUpstream(strings.TrimSpace(item))
+			if !valid {
+				return &Error{name, v, "a comma-separated list of host or host:port (no scheme, no path, port 1-65535)"}
+			}
+			c.Upstreams = append(c.Upstreams, hp)
+		}
+	}
+	if err := r.boolVar("UPSTREAM_FALLBACK_DIRECT", &c.FallbackDirect); err != nil {
+		return err
+	}
+	if c.FallbackDirect && len(c.Upstreams) == 0 {
+		c.Warnings = append(c.Warnings, "UPSTREAM_FALLBACK_DIRECT has no effect without UPSTREAM_HOST: origins are fetched directly anyway")
+	}
+	return nil
+}
+
+func (r reader) proxy(c *Config) error {
+	v, ok := r.get("UPSTREAM_PROXY")
+	if !ok {
+		return nil
+	}
+	p, valid := parseProxy(v)
+	if !valid {
+		return &Error{"UPSTREAM_PROXY", redactUserinfo(v), "host:port or user:pass@host:port (an http:// prefix is allowed)"}
+	}
+	c.Proxy = p
+	return nil
+}
+
+func (r reader) customHosts(c *Config) error {
+	owner := map[string]int{} // host and port -> index, to refuse duplicates
+	for n := 1; n <= maxCustomHosts; n++ {
+		hostVar := fmt.Sprintf("CACHEABLE_CUSTOM_%d_HOST", n)
+		canonVar := fmt.Sprintf("CACHEABLE_CUSTOM_%d_CANONICAL", n)
+		keepVar := fmt.Sprintf("CACHEABLE_CUSTOM_%d_KEEP_QUERY", n)
+		host, hostSet := r.get(hostVar)
+		if !hostSet {
+			// A lone alias or flag is a typo in N, not something to ignore.
+			for _, name := range []string{canonVar, keepVar} {
+				if v, ok := r.get(name); ok {
+					return &Error{name, v, hostVar + " to be set as well"}
+				}
+			}
+			continue
+		}
+		h, valid := parseCustomHost(host)
+		if !valid {
+			return &Error{hostVar, host, `host, host:port, *.suffix or https://host[:port] (no path)`}
+		}
+		h.Index = n
+		key := h.Host + " " + h.Port
+		if prev, taken := owner[key]; taken {
+			return &Error{hostVar, host, fmt.Sprintf("a host not already listed in CACHEABLE_CUSTOM_%d_HOST", prev)}
+		}
+		owner[key] = n
+		if v, ok := r.get(canonVar); ok {
+			if !validCanonical(v) {
+				return &Error{canonVar, v, "a name without '/', '?', '#' or spaces, like deb.debian.org"}
+			}
+			h.Canonical = strings.ToLower(v)
+		}
+		if err := r.boolVar(keepVar, &h.KeepQuery); err != nil {
+			return err
+		}
+		c.CustomHosts = append(c.CustomHosts, h)
+	}
+	return nil
+}
+
+func (r reader) summary(c *Config) error {
+	if err := r.boolVar("IS_SUMMARY_PUBLIC", &c.SummaryPublic); err != nil {
+		return err
+	}
+	if err := r.boolVar("IS_SUMMARY_ACCESS_UNRESTRICTED", &c.SummaryUnrestricted); err != nil {
+		return err
+	}
+	c.SummaryAPIKey = c.CustomerKey
+	if v, ok := r.get("SUMMARY_API_KEY"); ok {
+		c.SummaryAPIKey = v
+	}
+	if c.SummaryPublic && !c.SummaryUnrestricted && c.SummaryAPIKey == "" {
+		c.Warnings = append(c.Warnings, "IS_SUMMARY_PUBLIC is true but neither SUMMARY_API_KEY nor CUSTOMER_KEY is set: only loopback clients can read the summary")
+	}
+	return nil
+}
+
+func (r reader) rate(c *Config) error {
+	v, ok := r.get("UPSTREAM_MAX_RATE")
+	if !ok {
+		return nil
+	}
+	n, valid := parseRate(v)
+	if !valid {
+		return &Error{"UPSTREAM_MAX_RATE", v, "bytes per second like 10MB or 5MiB (0 or unlimited: no cap)"}
+	}
+	c.UpstreamMaxRate = n
+	return nil
+}
+
+func (r reader) stale(c *Config) error {
+	v, ok := r.get("MAX_STALE")
+	if !ok {
+		return nil
+	}
+	d, valid := parseMaxStale(v)
+	if !valid {
+		return &Error{"MAX_STALE", v, "a duration like 72h or 30m, a number of seconds, or unlimited"}
+	}
+	c.MaxStale = d
+	return nil
+}
+
+func (r reader) logFormat(c *Config) error {
+	v, ok := r.get("LOG_FORMAT")
+	if !ok {
+		return nil
+	}
+	switch f := strings.ToLower(v); f {
+	case "text", "json":
+		c.LogFormat = f
+		return nil
+	}
+	return &Error{"LOG_FORMAT", v, "text or json"}
+}

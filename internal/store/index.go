@@ -1,0 +1,293 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+)
+
+// The index of a drive is a bbolt file with two buckets: "objects" maps a
+// cache key to its record (id, metadata, block bitmap and checksums) and
+// "atime" maps it to its last use. Access times live apart so that a hit
+// rewrites 8 bytes at the next group commit, not the whole record.
+var (
+	bucketObjects = []byte("objects")
+	bucketAtime   = []byte("atime")
+)
+
+const recordVersion = 1
+
+// load reads every record of the drive. Blocks come back present but not
+// verified: each is checked against its checksum before it is first served.
+func (d *drive) load(blockSize int64) ([]*Object, error) {
+	var objs []*Object
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		ob, err := tx.CreateBucketIfNotExists(bucketObjects)
+		if err != nil {
+			return err
+		}
+		ab, err := tx.CreateBucketIfNotExists(bucketAtime)
+		if err != nil {
+			return err
+		}
+		var bad [][]byte
+		err = ob.ForEach(func(k, v []byte) error {
+			o, derr := decodeRecord(string(k), v, blockSize)
+			if derr != nil {
+				d.log.Warn("cache index: dropping unreadable record", "drive", d.spec.Path, "key", string(k), "err", derr)
+				bad = append(bad, k)
+				return nil
+			}
+			if a := ab.Get(k); len(a) == 8 {
+				o.atime = int64(binary.LittleEndian.Uint64(a))
+			}
+			objs = append(objs, o)
+			return nil
+		})
+		for _, k := range bad {
+			ob.Delete(k)
+			ab.Delete(k)
+		}
+		return err
+	})
+	return objs, err
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// encodeRecordLocked serialises o; the caller holds store.mu.
+func encodeRecordLocked(o *Object) []byte {
+	m := &o.meta
+	b := make([]byte, 0, 128+len(o.blocks)/8+4*len(o.blocks))
+	b = append(b, recordVersion)
+	b = binary.LittleEndian.AppendUint64(b, o.id)
+	b = binary.AppendVarint(b, m.Size)
+	b = binary.AppendVarint(b, m.StoredAt.UnixNano())
+	b = appendString(b, m.ETag)
+	b = appendString(b, m.LastModified)
+	b = binary.AppendUvarint(b, uint64(len(m.Header)))
+	for _, f := range m.Header {
+		b = appendString(b, f.Name)
+		b = appendString(b, f.Value)
+	}
+	bitmap := make([]byte, (len(o.blocks)+7)/8)
+	for i, st := range o.blocks {
+		if st != blockAbsent {
+			bitmap[i/8] |= 1 << (i % 8)
+		}
+	}
+	b = append(b, bitmap...)
+	for i, st := range o.blocks {
+		if st != blockAbsent {
+			b = binary.LittleEndian.AppendUint32(b, o.crcs[i])
+		}
+	}
+	return b
+}
+
+var errShortRecord = errors.New("short record")
+
+type recordReader struct {
+	b   []byte
+	err error
+}
+
+func (r *recordReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err, r.b = errShortRecord, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err, r.b = errShortRecord, nil
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) bytes(n uint64) []byte {
+	if uint64(len(r.b)) < n {
+		r.err, r.b = errShortRecord, nil
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) string() string { return string(r.bytes(r.uvarint())) }
+
+func decodeRecord(key string, v []byte, blockSize int64) (*Object, error) {
+	if len(v) < 9 || v[0] != recordVersion {
+		return nil, fmt.Errorf("unknown record version")
+	}
+	r := &recordReader{b: v[9:]}
+	o := &Object{key: key, id: binary.LittleEndian.Uint64(v[1:9])}
+	m := &o.meta
+	m.Size = r.varint()
+	m.StoredAt = time.Unix(0, r.varint())
+	m.ETag = r.string()
+	m.LastModified = r.string()
+	nh := r.uvarint()
+	if nh > 1024 {
+		return nil, fmt.Errorf("implausible header count %d", nh)
+	}
+	for range nh {
+		m.Header = append(m.Header, Field{Name: r.string(), Value: r.string()})
+	}
+	if r.err != nil || m.Size < 0 {
+		return nil, errShortRecord
+	}
+	n := blockCount(m.Size, blockSize)
+	bitmap := r.bytes(uint64((n + 7) / 8))
+	if r.err != nil {
+		return nil, r.err
+	}
+	o.blocks = make([]blockState, n)
+	o.crcs = make([]uint32, n)
+	for i := range n {
+		if bitmap[i/8]&(1<<(i%8)) == 0 {
+			continue
+		}
+		c := r.bytes(4)
+		if r.err != nil {
+			return nil, r.err
+		}
+		o.blocks[i] = blockPresent
+		o.crcs[i] = binary.LittleEndian.Uint32(c)
+		start := i * blockSize
+		o.presentBytes += min(start+blockSize, m.Size) - start
+	}
+	return o, nil
+}
+
+// flushLoop is the group commit: committed blocks and access times are
+// indexed every interval, never one transaction per block or per hit.
+func (s *Store) flushLoop(interval time.Duration) {
+	defer close(s.stopped)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		case <-s.flushNow:
+		}
+		if err := s.flush(); err != nil {
+			s.log.Error("cache index: flush failed", "err", err)
+		}
+	}
+}
+
+type driveBatch struct {
+	d       *drive
+	records map[string][]byte
+	atimes  map[string]int64
+	deleted []string
+	sync    []string // data files to make durable before indexing
+}
+
+// flush makes committed blocks durable, then records them: a block is in the
+// persisted index only after its bytes have reached the disk.
+func (s *Store) flush() error {
+	s.mu.Lock()
+	batches := make([]driveBatch, 0, len(s.drives))
+	for _, d := range s.drives {
+		if len(d.dirty) == 0 && len(d.touched) == 0 && len(d.deleted) == 0 {
+			continue
+		}
+		b := driveBatch{d: d, records: make(map[string][]byte, len(d.dirty)), atimes: make(map[string]int64, len(d.touched))}
+		for o := range d.dirty {
+			b.records[o.key] = encodeRecordLocked(o)
+			if o.dirtyData {
+				b.sync = append(b.sync, d.dataPath(o.id))
+			}
+			o.dirty, o.dirtyData = false, false
+		}
+		for o := range d.touched {
+			b.atimes[o.key] = o.atime
+		}
+		for k := range d.deleted {
+			b.deleted = append(b.deleted, k)
+		}
+		clear(d.dirty)
+		clear(d.touched)
+		clear(d.deleted)
+		batches = append(batches, b)
+	}
+	s.mu.Unlock()
+
+	var firstErr error
+	for _, b := range batches {
+		if err := b.commit(); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("drive %s: %w", b.d.spec.Path, err)
+		}
+	}
+	return firstErr
+}
+
+func (b *driveBatch) commit() error {
+	for _, p := range b.sync {
+		if err := fdatasync(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return b.d.db.Update(func(tx *bolt.Tx) error {
+		ob, ab := tx.Bucket(bucketObjects), tx.Bucket(bucketAtime)
+		// Deletions first: a key removed and created again in one window
+		// keeps its new record.
+		for _, k := range b.deleted {
+			if _, again := b.records[k]; again {
+				continue
+			}
+			if err := ob.Delete([]byte(k)); err != nil {
+				return err
+			}
+			if err := ab.Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		for k, v := range b.records {
+			if err := ob.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		var tmp [8]byte
+		for k, t := range b.atimes {
+			if _, gone := b.records[k]; !gone && ob.Get([]byte(k)) == nil {
+				continue // removed meanwhile
+			}
+			binary.LittleEndian.PutUint64(tmp[:], uint64(t))
+			if err := ab.Put([]byte(k), tmp[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func fdatasync(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// fdatasync: the data and the size, not the timestamps.
+	return unix.Fdatasync(int(f.Fd()))
+}

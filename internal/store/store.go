@@ -1,0 +1,293 @@
+// Package store keeps cached objects on up to nine drives: each object is a
+// sparse file of fixed-size aligned blocks, with a bitmap of the blocks that
+// are present and a checksum per block, recorded in a per-drive index.
+//
+// The store knows nothing of HTTP. It answers three questions for the layers
+// above: which object does this key name, which of its blocks are present
+// (and checked since start), and where are their bytes. Writers add blocks
+// through a BlockWriter that reserves space (evicting least-recently-used
+// objects), checksums the bytes and commits the block.
+//
+// Durability: a committed block is readable at once (its bytes are in the page
+// cache), but it is recorded in the persisted index only by the flusher, after
+// the object's file has been fdatasync'ed. After a restart every block is
+// checked against its checksum once before it is first served, so a torn or
+// lost write is refetched, never served.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+)
+
+// Errors returned by the store. ErrStorage wraps every failure of a drive
+// (disk full, unwritable, I/O error) so that callers can fall back to passing
+// content through instead of failing the client.
+var (
+	ErrStorage  = errors.New("cache storage failure")
+	ErrTooLarge = errors.New("object larger than any drive's budget")
+	ErrRemoved  = errors.New("object was removed from the cache")
+	ErrNoSpace  = errors.New("no evictable space on the drive")
+)
+
+// DriveSpec configures one cache drive.
+type DriveSpec struct {
+	Path   string // directory holding the drive's index and data
+	Budget int64  // maximum bytes of object data kept on the drive
+}
+
+// Options configures a Store. Zero values take the stated defaults.
+type Options struct {
+	Drives        []DriveSpec
+	BlockSize     int64         // default 1 MiB
+	FlushInterval time.Duration // how often committed blocks are made durable and indexed; default 250 ms
+	Logger        *slog.Logger  // default slog.Default()
+}
+
+// Store is the set of drives and the objects on them. All in-memory state
+// (objects, block bitmaps, LRU order, usage) is guarded by one mutex: every
+// operation under it is a few pointer updates, and no I/O is done while it
+// is held.
+type Store struct {
+	blockSize int64
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	objects map[string]*Object
+	drives  []*drive
+	closed  bool
+
+	flushNow chan struct{}
+	stop     chan struct{}
+	stopped  chan struct{}
+}
+
+// Open opens (creating if needed) every drive and loads its index. It does
+// not read object data, so it is fast however much is cached.
+func Open(opts Options) (*Store, error) {
+	if len(opts.Drives) == 0 {
+		return nil, errors.New("store: no drives configured")
+	}
+	if opts.BlockSize <= 0 {
+		opts.BlockSize = 1 << 20
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = 250 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Store{
+		blockSize: opts.BlockSize,
+		log:       opts.Logger,
+		objects:   make(map[string]*Object),
+		flushNow:  make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+	}
+	kept := make([][]*Object, len(opts.Drives))
+	for i, spec := range opts.Drives {
+		d, objs, err := openDrive(i, spec, s.blockSize, s.log)
+		if err != nil {
+			s.closeDrives()
+			return nil, err
+		}
+		s.drives = append(s.drives, d)
+		for _, o := range objs {
+			o.store = s
+			if old, dup := s.objects[o.key]; dup {
+				// The same key on two drives (drives were reconfigured):
+				// keep the most recently used copy.
+				loser := o
+				if o.atime > old.atime {
+					loser, s.objects[o.key] = old, o
+				}
+				loser.removed = true
+				loser.drive.deleted[loser.key] = loser.id
+				continue
+			}
+			s.objects[o.key] = o
+		}
+		kept[i] = objs
+	}
+	s.mu.Lock()
+	for i, d := range s.drives {
+		d.buildLRU(kept[i])
+		// A drive loaded over its (possibly lowered) budget gives the
+		// excess back now.
+		s.evictLocked(d, 0)
+	}
+	s.mu.Unlock()
+	for _, d := range s.drives {
+		go d.removeOrphans()
+	}
+	go s.flushLoop(opts.FlushInterval)
+	return s, nil
+}
+
+// Close makes every committed block durable, writes the index and closes the
+// drives.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.stopped
+	err := s.flush()
+	s.closeDrives()
+	return err
+}
+
+func (s *Store) closeDrives() {
+	for _, d := range s.drives {
+		d.close()
+	}
+}
+
+// BlockSize is the size of every block but an object's last.
+func (s *Store) BlockSize() int64 { return s.blockSize }
+
+// Lookup returns the object stored under key, or nil. A found object becomes
+// the most recently used on its drive.
+func (s *Store) Lookup(key string) *Object {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.objects[key]
+	if o != nil {
+		o.touchLocked()
+	}
+	return o
+}
+
+// Create adds an empty object (no block present) for key, replacing any
+// object stored under it: a new version never shares blocks with an old one.
+// It fails with ErrTooLarge when no drive could hold the object and with an
+// error wrapping ErrStorage when the chosen drive cannot take it.
+func (s *Store) Create(key string, meta Meta) (*Object, error) {
+	if meta.Size < 0 {
+		return nil, fmt.Errorf("store: negative size %d", meta.Size)
+	}
+	s.mu.Lock()
+	d := s.placeLocked(key, meta.Size)
+	s.mu.Unlock()
+	if d == nil {
+		return nil, ErrTooLarge
+	}
+	id, path, err := d.createFile(meta.Size)
+	if err != nil {
+		s.markFailed(d, err)
+		return nil, fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	o := newObject(s, d, key, id, meta)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		os.Remove(path)
+		return nil, ErrRemoved
+	}
+	if old := s.objects[key]; old != nil {
+		s.removeLocked(old)
+	}
+	s.objects[key] = o
+	o.lruElem = d.lru.PushFront(o)
+	d.objects++
+	o.dirty = true
+	d.dirty[o] = struct{}{}
+	s.mu.Unlock()
+	return o, nil
+}
+
+// Remove drops the object stored under key, if any (RFC 9111 §4.4
+// invalidation, or a version that changed upstream).
+func (s *Store) Remove(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o := s.objects[key]; o != nil {
+		s.removeLocked(o)
+	}
+}
+
+// RemoveObject drops o if it is still the object stored under its key.
+func (s *Store) RemoveObject(o *Object) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.objects[o.key] == o {
+		s.removeLocked(o)
+	}
+}
+
+// removeLocked forgets o, gives its space back and deletes its file. Open
+// readers keep reading their descriptor (unlinked files stay readable on
+// POSIX systems); writers find the object removed at their next commit.
+func (s *Store) removeLocked(o *Object) {
+	if o.removed {
+		return
+	}
+	o.removed = true
+	if s.objects[o.key] == o {
+		delete(s.objects, o.key)
+	}
+	d := o.drive
+	d.lru.Remove(o.lruElem)
+	d.used -= o.presentBytes
+	d.objects--
+	delete(d.dirty, o)
+	d.deleted[o.key] = o.id
+	// Unlinking is a metadata operation that does not wait for data; doing
+	// it here keeps the budget exact at the cost of a short syscall.
+	if err := os.Remove(d.dataPath(o.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("cache drive: cannot delete object file", "drive", d.spec.Path, "err", err)
+	}
+}
+
+// DriveStats describes one drive for the summary and metrics.
+type DriveStats struct {
+	Path      string
+	SizeBytes int64 // budget
+	UsedBytes int64 // bytes of present blocks plus blocks being written
+	Objects   int
+	Evictions int64
+	Failed    bool
+	Err       string
+}
+
+// Stats returns the current state of every drive.
+func (s *Store) Stats() []DriveStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]DriveStats, len(s.drives))
+	for i, d := range s.drives {
+		out[i] = DriveStats{
+			Path: d.spec.Path, SizeBytes: d.spec.Budget, UsedBytes: d.used + d.reserved,
+			Objects: d.objects, Evictions: d.evictions, Failed: d.failed != nil,
+		}
+		if d.failed != nil {
+			out[i].Err = d.failed.Error()
+		}
+	}
+	return out
+}
+
+// markFailed takes a drive out of placement after a storage error, so that
+// new objects go to the other drives (or pass through when none is left).
+func (s *Store) markFailed(d *drive, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d.failed == nil {
+		d.failed = err
+		s.log.Error("cache drive failed: content is passed through uncached until restart",
+			"drive", d.spec.Path, "err", err)
+	}
+}
+
+// Flush makes committed blocks durable and writes the index now. Tests and
+// shutdown use it; in service the flusher runs it periodically.
+func (s *Store) Flush() error { return s.flush() }
