@@ -141,6 +141,17 @@ func (o *Object) PresentCount(first, last int64) int64 {
 	return n
 }
 
+// Present returns which blocks are present now, one flag per block.
+func (o *Object) Present() []bool {
+	o.store.mu.Lock()
+	defer o.store.mu.Unlock()
+	out := make([]bool, len(o.blocks))
+	for i, st := range o.blocks {
+		out[i] = st != blockAbsent && !o.removed
+	}
+	return out
+}
+
 // BlockState says whether block i is present and whether it has been
 // checked since start.
 func (o *Object) BlockState(i int64) (present, verified bool) {

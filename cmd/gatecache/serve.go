@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gatecache/internal/config"
+	"gatecache/internal/fetch"
+	"gatecache/internal/flight"
+	"gatecache/internal/origin"
+	"gatecache/internal/server"
+	"gatecache/internal/store"
+)
+
+// serve runs the cache until ctx ends.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	log.Info("gatecache starting", cfgAttrs(cfg)...)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	nodeID, err := nodeIdentity(cfg, log)
+	if err != nil {
+		return startupError{err}
+	}
+
+	st, err := store.Open(store.Options{Drives: driveSpecs(cfg), BlockSize: cfg.BlockSize, Logger: log})
+	if err != nil {
+		return startupError{err}
+	}
+	defer st.Close()
+
+	up := fetch.New(fetchOptions(cfg, nodeID))
+	flights := flight.NewGroup(ctx)
+	handler := server.New(origin.NewResolver(originHosts(cfg)), st, flights, up, log)
+
+	content, err := listen(cfg.ListenAddr, "LISTEN_ADDR")
+	if err != nil {
+		return err
+	}
+	summary, err := listen(cfg.SummaryAddr, "SUMMARY_ADDR")
+	if err != nil {
+		content.Close()
+		return err
+	}
+	servers := []*http.Server{
+		{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)},
+		{Handler: statusMux(st, handler, flights, nodeID), ReadHeaderTimeout: 10 * time.Second},
+	}
+	errc := make(chan error, 2)
+	for i, l := range []net.Listener{content, summary} {
+		go func() { errc <- servers[i].Serve(l) }()
+	}
+	log.Info("gatecache serving", "content", content.Addr().String(), "summary", summary.Addr().String(), "node", nodeID)
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	log.Info("gatecache stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		s.Shutdown(shutdownCtx)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func listen(addr, variable string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, startupError{fmt.Errorf("%s=%q: cannot listen: %w", variable, addr, err)}
+	}
+	return l, nil
+}
+
+func cfgAttrs(cfg config.Config) []any {
+	attrs := cfg.LogAttrs()
+	out := make([]any, len(attrs))
+	for i, a := range attrs {
+		out[i] = a
+	}
+	return out
+}
+
+func driveSpecs(cfg config.Config) []store.DriveSpec {
+	out := make([]store.DriveSpec, len(cfg.Drives))
+	for i, d := range cfg.Drives {
+		out[i] = store.DriveSpec{Path: d.Path, Budget: d.SizeBytes}
+	}
+	return out
+}
+
+func originHosts(cfg config.Config) []origin.Host {
+	out := make([]origin.Host, len(cfg.CustomHosts))
+	for i, h := range cfg.CustomHosts {
+		out[i] = origin.Host{
+			Name: h.Host, Port: h.Port, TLS: h.TLS, Canonical: h.Canonical, KeepQuery: h.KeepQuery,
+			Var: fmt.Sprintf("CACHEABLE_CUSTOM_%d_HOST", h.Index),
+		}
+	}
+	return out
+}
+
+func fetchOptions(cfg config.Config, nodeID string) fetch.Options {
+	opts := fetch.Options{Parents: cfg.Upstreams, UserAgent: "gatecache/" + nodeID}
+	if p := cfg.Proxy; p != nil {
+		opts.Proxy = &url.URL{Scheme: "http", Host: p.Addr}
+		if p.User != "" {
+			opts.Proxy.User = url.UserPassword(p.User, p.Password)
+		}
+	}
+	return opts
+}
+
+// nodeIdentity returns CACHE_NODE_ID, or the node id persisted under the
+// cache root, generating it on first start.
+func nodeIdentity(cfg config.Config, log *slog.Logger) (string, error) {
+	if cfg.CustomerID == "" {
+		log.Info("running without a customer identity (CUSTOMER_ID unset): no cloud service is contacted in any case")
+	}
+	if cfg.CacheNodeID != "" {
+		return cfg.CacheNodeID, nil
+	}
+	path := filepath.Join(cfg.CacheRoot, "node-id")
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	}
+	var u [16]byte
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40 // RFC 9562 version 4
+	u[8] = u[8]&0x3f | 0x80
+	id := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:])
+	if err := os.MkdirAll(cfg.CacheRoot, 0o755); err != nil {
+		return "", fmt.Errorf("CACHE_ROOT=%q: %w", cfg.CacheRoot, err)
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("CACHE_ROOT=%q: %w", cfg.CacheRoot, err)
+	}
+	log.Info("generated a cache node id (CACHE_NODE_ID unset)", "node", id, "file", path)
+	return id, nil
+}
+
+// statusMux serves the summary port: health, readiness and a minimal
+// summary of the cache's lifetime figures.
+func statusMux(st *store.Store, h *server.Handler, flights *flight.Group, nodeID string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /summary", func(w http.ResponseWriter, r *http.Request) {
+		c := h.Counters()
+		hit, miss := c.HitBytes.Load(), c.MissBytes.Load()
+		ratio := 0.0
+		if hit+miss > 0 {
+			ratio = float64(hit) / float64(hit+miss)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"cacheNodeId": nodeID,
+			"lifetime": map[string]any{
+				"hitBytes": hit, "missBytes": miss, "egressBytes": hit + miss, "eggressBytes": hit + miss,
+				"hitRatioBytes": ratio, "requests": c.Requests.Load(),
+			},
+			"drives":  st.Stats(),
+			"flights": flights.Stats(),
+		})
+	})
+	return mux
+}

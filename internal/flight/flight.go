@@ -1,0 +1,237 @@
+// Package flight coalesces block fetches: while a block of an object is being
+// fetched from upstream, every other request that needs it reads it from the
+// object's file as its bytes arrive (read-while-write), so N clients on one
+// cold object cost one upstream transfer, and followers do not wait for the
+// fill to end.
+//
+// A Fill is one upstream response being written into consecutive blocks. It
+// claims its blocks up front (so no two fills write the same block), commits
+// each block to the store when complete, and stops after the current block
+// once no reader follows it any more.
+package flight
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"gatecache/internal/store"
+)
+
+// ErrChanged reports that upstream now serves a different version of the
+// object (another validator or length): its blocks must not be mixed with
+// the stored ones.
+var ErrChanged = errors.New("object changed upstream")
+
+// Source fetches bytes of one object version from upstream.
+type Source interface {
+	// Open returns an upstream body carrying the object's bytes [start, end)
+	// for some start <= off and end >= min(want, size): an upstream that
+	// ignores Range answers with the whole object (start 0). It fails with
+	// an error wrapping ErrChanged when upstream has another version.
+	Open(ctx context.Context, off, want int64) (body io.ReadCloser, start, end int64, err error)
+}
+
+// Group holds the fills in progress and the discoveries of new objects.
+type Group struct {
+	base context.Context
+
+	mu    sync.Mutex
+	fills map[*store.Object]map[int64]*Fill // claimed, uncommitted blocks
+	calls map[string]*Call
+
+	activeFills atomic.Int64
+	followers   atomic.Int64 // requests that joined a fill or a discovery they did not start
+}
+
+// NewGroup returns an empty group. Fills run under base: cancelling it stops
+// them all (shutdown).
+func NewGroup(base context.Context) *Group {
+	return &Group{base: base, fills: make(map[*store.Object]map[int64]*Fill), calls: make(map[string]*Call)}
+}
+
+// Stats are the group's gauges and counters.
+type Stats struct {
+	ActiveFills int64 // fills in progress now
+	Coalesced   int64 // requests served by a fill or discovery another request started
+}
+
+// Stats returns current figures.
+func (g *Group) Stats() Stats {
+	return Stats{ActiveFills: g.activeFills.Load(), Coalesced: g.followers.Load()}
+}
+
+// Call is a discovery in progress: the first request for an unknown key asks
+// upstream and creates the object; requests for the same key wait for it
+// instead of asking upstream too.
+type Call struct {
+	done chan struct{}
+	obj  *store.Object
+	err  error
+}
+
+// Join returns the discovery call for key and whether the caller leads it.
+// The leader must call Finish exactly once.
+func (g *Group) Join(key string) (*Call, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c, ok := g.calls[key]; ok {
+		g.followers.Add(1)
+		return c, false
+	}
+	c := &Call{done: make(chan struct{})}
+	g.calls[key] = c
+	return c, true
+}
+
+// Finish ends the leader's discovery: obj is the new object (nil when the
+// response is not stored), err what went wrong.
+func (g *Group) Finish(key string, c *Call, obj *store.Object, err error) {
+	g.mu.Lock()
+	if g.calls[key] == c {
+		delete(g.calls, key)
+	}
+	g.mu.Unlock()
+	c.obj, c.err = obj, err
+	close(c.done)
+}
+
+// Wait blocks until the leader finishes and returns its outcome.
+func (c *Call) Wait(ctx context.Context) (*store.Object, error) {
+	select {
+	case <-c.done:
+		return c.obj, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Fill is one upstream body being written into consecutive blocks.
+type Fill struct {
+	g     *Group
+	obj   *store.Object
+	first int64 // first claimed block
+	last  int64 // last block claimed so far (grows when the body goes on)
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	written  int64 // the object's bytes [first block start, written) are in the file
+	notify   chan struct{}
+	waiting  int
+	readers  int
+	finished bool
+	err      error
+}
+
+// claimLocked claims the blocks from first up to last that are neither
+// present nor claimed, stopping at the first that is, and returns the fill
+// (not started). The caller holds g.mu and is counted as its first reader.
+func (g *Group) claimLocked(obj *store.Object, first, last int64) *Fill {
+	claims := g.fills[obj]
+	if claims == nil {
+		claims = make(map[int64]*Fill)
+		g.fills[obj] = claims
+	}
+	f := &Fill{g: g, obj: obj, first: first, last: first, notify: make(chan struct{}), readers: 1}
+	f.written, _ = obj.BlockBounds(first)
+	claims[first] = f
+	for i := first + 1; i <= last; i++ {
+		if !g.tryClaimLocked(f, i) {
+			break
+		}
+	}
+	f.ctx, f.cancel = context.WithCancel(g.base)
+	g.activeFills.Add(1)
+	return f
+}
+
+func (g *Group) tryClaimLocked(f *Fill, i int64) bool {
+	claims := g.fills[f.obj]
+	if i >= f.obj.NumBlocks() || claims[i] != nil {
+		return false
+	}
+	if present, _ := f.obj.BlockState(i); present {
+		return false
+	}
+	if claims == nil {
+		claims = make(map[int64]*Fill)
+		g.fills[f.obj] = claims
+	}
+	claims[i] = f
+	f.last = i
+	return true
+}
+
+// Seed starts a fill from a body already opened by the caller (the response
+// that discovered a new object), covering its blocks up to at least block
+// last. The caller is registered as the fill's first reader and must pass the
+// fill to NewReader.
+func (g *Group) Seed(obj *store.Object, body io.ReadCloser, start, end, last int64) *Fill {
+	first := start / obj.BlockSize()
+	g.mu.Lock()
+	f := g.claimLocked(obj, first, last)
+	g.mu.Unlock()
+	go f.run(nil, body, start, end)
+	return f
+}
+
+// releaseLocked drops f's claims on blocks from i on.
+func (g *Group) releaseLocked(f *Fill, from int64) {
+	claims := g.fills[f.obj]
+	for i := from; i <= f.last; i++ {
+		if claims[i] == f {
+			delete(claims, i)
+		}
+	}
+	if len(claims) == 0 {
+		delete(g.fills, f.obj)
+	}
+}
+
+// addReader registers one more reader; dropReader unregisters one.
+func (f *Fill) addReader() {
+	f.mu.Lock()
+	f.readers++
+	f.mu.Unlock()
+}
+
+func (f *Fill) dropReader() {
+	f.mu.Lock()
+	f.readers--
+	f.mu.Unlock()
+}
+
+// advance publishes that the object's bytes up to off are in the file.
+func (f *Fill) advance(off int64) {
+	f.mu.Lock()
+	f.written = off
+	if f.waiting > 0 {
+		close(f.notify)
+		f.notify = make(chan struct{})
+		f.waiting = 0
+	}
+	f.mu.Unlock()
+}
+
+// wait blocks until bytes at off are in the file, or the fill has ended
+// without them. It returns how far the bytes go, and the fill's error.
+func (f *Fill) wait(ctx context.Context, off int64) (written int64, finished bool, err error) {
+	f.mu.Lock()
+	for f.written <= off && !f.finished {
+		ch := f.notify
+		f.waiting++
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, true, ctx.Err()
+		}
+		f.mu.Lock()
+	}
+	defer f.mu.Unlock()
+	return f.written, f.finished, f.err
+}

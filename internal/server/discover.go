@@ -1,0 +1,264 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"gatecache/internal/fetch"
+	"gatecache/internal/flight"
+	"gatecache/internal/httprange"
+	"gatecache/internal/origin"
+	"gatecache/internal/store"
+)
+
+// errNotStored tells the requests that waited on a discovery that its
+// response was not stored, so each must fetch its own.
+var errNotStored = errors.New("response not stored")
+
+// storedFields are the response fields kept with an object and replayed to
+// clients. Validators are kept apart; hop-by-hop and per-connection fields
+// never are.
+var storedFields = []string{
+	"Content-Type", "Content-Encoding", "Content-Disposition", "Content-Language",
+	"Cache-Control", "Expires", "Date", "X-Content-Type-Options",
+}
+
+// discover asks upstream for an unknown key. A storable answer creates the
+// object and its body seeds the first fill, which this request and every
+// request that joined the call then read: one upstream request for all.
+func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Target, call *flight.Call) {
+	finished := false
+	finish := func(obj *store.Object, err error) {
+		if !finished {
+			finished = true
+			h.flights.Finish(t.Key, call, obj, err)
+		}
+	}
+	defer finish(nil, errNotStored) // also on panic (client gone mid-copy)
+
+	reqHdr := http.Header{}
+	rangeHdr, rangeStart := discoveryRange(r, h.store.BlockSize())
+	if rangeHdr != "" {
+		reqHdr.Set("Range", rangeHdr)
+	}
+	// The fill outlives this client if others follow it: the upstream
+	// request must not end when this client hangs up.
+	ctx := context.WithoutCancel(r.Context())
+	resp, err := h.upstream.Do(ctx, r.Method, t, reqHdr)
+	if err != nil {
+		finish(nil, err)
+		h.upstreamFailed(w, t, err)
+		return
+	}
+	start, end, size, ok := bodyExtent(resp, rangeStart, rangeHdr != "")
+	meta := store.Meta{
+		Size: size, ETag: resp.Header.Get("Etag"), LastModified: resp.Header.Get("Last-Modified"),
+		Header: keptFields(resp.Header), StoredAt: time.Now(),
+	}
+	if !ok || !storable(r, resp) {
+		finish(nil, errNotStored)
+		defer resp.Body.Close()
+		copyResponse(w, resp, statusNotStored)
+		return
+	}
+	obj, err := h.store.Create(t.Key, meta)
+	if err != nil {
+		if !errors.Is(err, store.ErrTooLarge) {
+			h.log.Warn("cannot store object: passing it through", "key", t.Key, "err", err)
+		}
+		finish(nil, errNotStored)
+		defer resp.Body.Close()
+		copyResponse(w, resp, statusNotStored)
+		return
+	}
+	var seeded *flight.Fill
+	if r.Method == http.MethodGet && size > 0 {
+		_, lastNeeded, _ := neededBlocks(r, size, obj.BlockSize())
+		lastNeeded = max(lastNeeded, (end-1)/obj.BlockSize())
+		seeded = h.flights.Seed(obj, resp.Body, start, end, lastNeeded)
+	} else {
+		fetch.Drain(resp.Body)
+	}
+	finish(obj, nil)
+	h.serveObject(w, r, t, obj, seeded, statusMiss)
+}
+
+// discoveryRange is the upstream Range of a discovery: the blocks holding
+// the client's single range, so that only blocks the client covers are
+// fetched ("" for the whole object). Suffix, multiple or conditional ranges
+// fetch the whole object: its length is not known yet.
+func discoveryRange(r *http.Request, blockSize int64) (header string, start int64) {
+	rh := r.Header.Get("Range")
+	if r.Method != http.MethodGet || rh == "" || r.Header.Get("If-Range") != "" {
+		return "", 0
+	}
+	spec, ok := strings.CutPrefix(rh, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return "", 0
+	}
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	a, err := strconv.ParseInt(first, 10, 64)
+	if !ok || err != nil || a < 0 {
+		return "", 0
+	}
+	a -= a % blockSize
+	if b, err := strconv.ParseInt(last, 10, 64); err == nil && b >= a {
+		return fmt.Sprintf("bytes=%d-%d", a, (b/blockSize+1)*blockSize-1), a
+	}
+	if a == 0 {
+		return "", 0
+	}
+	return fmt.Sprintf("bytes=%d-", a), a
+}
+
+// bodyExtent works out which bytes of which object length a discovery
+// response carries. ok is false when it cannot be stored as blocks: an
+// unknown length, a status other than 200/206, or a 206 for bytes we did not
+// ask for.
+func bodyExtent(resp *http.Response, wantStart int64, ranged bool) (start, end, size int64, ok bool) {
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if resp.ContentLength < 0 {
+			return 0, 0, 0, false
+		}
+		return 0, resp.ContentLength, resp.ContentLength, true
+	case http.StatusPartialContent:
+		s, e, total, err := httprange.ParseContentRange(resp.Header.Get("Content-Range"))
+		if !ranged || err != nil || total < 0 || s != wantStart || (resp.ContentLength >= 0 && resp.ContentLength != e-s+1) {
+			return 0, 0, 0, false
+		}
+		return s, e + 1, total, true
+	}
+	return 0, 0, 0, false
+}
+
+// storable applies RFC 9111 §3: a response to GET or HEAD, without no-store
+// or private (a shared cache, §5.2.2.6), and without Vary: *.
+func storable(r *http.Request, resp *http.Response) bool {
+	if r.Header.Get("Authorization") != "" {
+		return false // §3.5: would need public or s-maxage; keep it simple
+	}
+	for _, v := range resp.Header.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(d), "=")
+			switch strings.ToLower(name) {
+			case "no-store", "private":
+				return false
+			}
+		}
+	}
+	for _, v := range resp.Header.Values("Vary") {
+		if strings.TrimSpace(v) == "*" {
+			return false
+		}
+	}
+	return true
+}
+
+func keptFields(h http.Header) []store.Field {
+	var out []store.Field
+	for _, name := range storedFields {
+		for _, v := range h.Values(name) {
+			out = append(out, store.Field{Name: name, Value: v})
+		}
+	}
+	return out
+}
+
+// passThrough fetches the client's request upstream without storing it.
+func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, t origin.Target) {
+	hdr := http.Header{}
+	for _, name := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since"} {
+		if v := r.Header.Get(name); v != "" {
+			hdr.Set(name, v)
+		}
+	}
+	resp, err := h.upstream.Do(r.Context(), r.Method, t, hdr)
+	if err != nil {
+		h.upstreamFailed(w, t, err)
+		return
+	}
+	defer resp.Body.Close()
+	copyResponse(w, resp, statusNotStored)
+}
+
+// copyResponse relays an upstream response as it is, minus hop-by-hop
+// fields. A body that breaks off aborts the client's response too.
+func copyResponse(w http.ResponseWriter, resp *http.Response, status string) {
+	hdr := w.Header()
+	for k, v := range resp.Header {
+		hdr[k] = v
+	}
+	fetch.RemoveHopByHop(hdr)
+	hdr.Set("Cache-Status", status)
+	w.WriteHeader(resp.StatusCode)
+	n, err := io.Copy(w, resp.Body)
+	bodyless := resp.Request != nil && resp.Request.Method == http.MethodHead
+	if err != nil || (!bodyless && resp.ContentLength >= 0 && n != resp.ContentLength) {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// upstreamSource fetches block ranges of one stored object version: ranged
+// GETs with If-Range, whose answers must match the stored length and
+// validators, or they are refused as another version (RFC 9110 §13.1.5).
+type upstreamSource struct {
+	up   Upstream
+	t    origin.Target
+	meta store.Meta
+}
+
+func (s *upstreamSource) Open(ctx context.Context, off, want int64) (io.ReadCloser, int64, int64, error) {
+	hdr := http.Header{}
+	hdr.Set("Range", fmt.Sprintf("bytes=%d-%d", off, want-1))
+	if s.meta.ETag != "" && !strings.HasPrefix(s.meta.ETag, "W/") {
+		hdr.Set("If-Range", s.meta.ETag)
+	} else if s.meta.LastModified != "" {
+		hdr.Set("If-Range", s.meta.LastModified)
+	}
+	resp, err := s.up.Do(ctx, http.MethodGet, s.t, hdr)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	size := s.meta.Size
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		start, end, total, err := httprange.ParseContentRange(resp.Header.Get("Content-Range"))
+		switch {
+		case err != nil || start != off || end >= size || (resp.ContentLength >= 0 && resp.ContentLength != end-start+1):
+			resp.Body.Close()
+			return nil, 0, 0, fmt.Errorf("upstream answered bytes=%d-%d with Content-Range %q", off, want-1, resp.Header.Get("Content-Range"))
+		case total != size || !s.sameVersion(resp.Header):
+			resp.Body.Close()
+			return nil, 0, 0, fmt.Errorf("%w: 206 for another version", flight.ErrChanged)
+		}
+		return resp.Body, start, end + 1, nil
+	case http.StatusOK:
+		if resp.ContentLength != size || !s.sameVersion(resp.Header) {
+			resp.Body.Close()
+			return nil, 0, 0, fmt.Errorf("%w: upstream sent a new version", flight.ErrChanged)
+		}
+		return resp.Body, 0, size, nil
+	}
+	fetch.Drain(resp.Body)
+	return nil, 0, 0, fmt.Errorf("upstream answered %s to a block fetch", resp.Status)
+}
+
+// sameVersion compares the validators a response carries with the stored
+// ones; a validator missing on either side cannot tell, and is not held
+// against the response.
+func (s *upstreamSource) sameVersion(h http.Header) bool {
+	if e := h.Get("Etag"); e != "" && s.meta.ETag != "" && e != s.meta.ETag {
+		return false
+	}
+	if lm := h.Get("Last-Modified"); lm != "" && s.meta.LastModified != "" && lm != s.meta.LastModified {
+		return false
+	}
+	return true
+}

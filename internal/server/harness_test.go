@@ -1,0 +1,154 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gatecache/internal/fetch"
+	"gatecache/internal/flight"
+	"gatecache/internal/origin"
+	"gatecache/internal/origintest"
+	"gatecache/internal/store"
+)
+
+// testBlock is small so that tests cross many block boundaries cheaply.
+const testBlock = 64 << 10
+
+// rig is one gatecache content handler in front of one test origin.
+type rig struct {
+	t       *testing.T
+	origin  *origintest.Origin
+	store   *store.Store
+	specs   []store.DriveSpec
+	flights *flight.Group
+	handler *Handler
+	cache   *httptest.Server
+	client  *http.Client
+}
+
+type rigOption func(*rigConfig)
+
+type rigConfig struct {
+	budget int64
+	hosts  []origin.Host
+}
+
+func withBudget(b int64) rigOption { return func(c *rigConfig) { c.budget = b } }
+
+func withHosts(h ...origin.Host) rigOption { return func(c *rigConfig) { c.hosts = append(c.hosts, h...) } }
+
+func newRig(t *testing.T, opts ...rigOption) *rig {
+	t.Helper()
+	o := origintest.New(t)
+	return newRigFor(t, o, filepath.Join(t.TempDir(), "cache1"), opts...)
+}
+
+func newRigFor(t *testing.T, o *origintest.Origin, dir string, opts ...rigOption) *rig {
+	t.Helper()
+	cfg := rigConfig{budget: 1 << 30}
+	host, port := splitAddr(o.Addr)
+	cfg.hosts = []origin.Host{{Name: host, Port: port, Var: "CACHEABLE_CUSTOM_1_HOST"}}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	specs := []store.DriveSpec{{Path: dir, Budget: cfg.budget}}
+	st, err := store.Open(store.Options{Drives: specs, BlockSize: testBlock, FlushInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	flights := flight.NewGroup(ctx)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := New(origin.NewResolver(cfg.hosts), st, flights, fetch.New(fetch.Options{}), log)
+	srv := httptest.NewServer(h)
+	r := &rig{t: t, origin: o, store: st, specs: specs, flights: flights, handler: h, cache: srv}
+	r.client = &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		st.Close()
+	})
+	return r
+}
+
+func splitAddr(addr string) (string, string) {
+	u, _ := url.Parse("http://" + addr)
+	return u.Hostname(), u.Port()
+}
+
+// get asks the cache for path in the cacheHostOrigin form, the one Delivery
+// Optimization clients use, with optional header fields as "Name", "value"
+// pairs.
+func (r *rig) get(path string, kv ...string) *http.Response {
+	r.t.Helper()
+	return r.do(http.MethodGet, r.cache.URL+path+"?cacheHostOrigin="+r.origin.Addr, kv...)
+}
+
+func (r *rig) do(method, rawURL string, kv ...string) *http.Response {
+	r.t.Helper()
+	req, err := http.NewRequest(method, rawURL, nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i] == "Host" {
+			req.Host = kv[i+1]
+			continue
+		}
+		req.Header.Set(kv[i], kv[i+1])
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return resp
+}
+
+// body reads a whole response body and reports a read error.
+func body(resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// mustBody reads a body that must arrive complete.
+func (r *rig) mustBody(resp *http.Response) []byte {
+	r.t.Helper()
+	b, err := body(resp)
+	if err != nil {
+		r.t.Fatalf("reading body: %v", err)
+	}
+	return b
+}
+
+// expect checks status, Cache-Status and the exact bytes of a response.
+func (r *rig) expect(resp *http.Response, status int, cacheStatus string, want []byte) {
+	r.t.Helper()
+	got := r.mustBody(resp)
+	if resp.StatusCode != status {
+		r.t.Fatalf("status %d, want %d (body %.200q)", resp.StatusCode, status, got)
+	}
+	if cacheStatus != "" && resp.Header.Get("Cache-Status") != cacheStatus {
+		r.t.Fatalf("Cache-Status %q, want %q", resp.Header.Get("Cache-Status"), cacheStatus)
+	}
+	if want != nil && !bytes.Equal(got, want) {
+		r.t.Fatalf("body differs from the origin's bytes (got %d bytes, want %d)%s", len(got), len(want), firstDiff(got, want))
+	}
+}
+
+func firstDiff(a, b []byte) string {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return fmt.Sprintf(", first difference at byte %d", i)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,136 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"gatecache/internal/flight"
+	"gatecache/internal/httprange"
+	"gatecache/internal/origin"
+	"gatecache/internal/store"
+)
+
+// serveObject answers from a stored object. http.ServeContent does the
+// Range, If-Range and conditional logic (RFC 9110 §13, §14); the body comes
+// straight from the data file (sendfile) when every block the response needs
+// is present and verified, else through a flight.Reader that fetches what is
+// missing. seeded is the fill of the response that discovered the object.
+func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.Target, obj *store.Object, seeded *flight.Fill, status string) {
+	meta := obj.Meta()
+	hdr := w.Header()
+	for _, f := range meta.Header {
+		hdr.Add(f.Name, f.Value)
+	}
+	if meta.ETag != "" {
+		hdr.Set("Etag", meta.ETag)
+	}
+	if _, ok := hdr["Content-Type"]; !ok {
+		// Set, so that ServeContent does not sniff (read) the body.
+		hdr.Set("Content-Type", "application/octet-stream")
+	}
+	hdr.Set("Accept-Ranges", "bytes")
+	modtime := parseHTTPTime(meta.LastModified)
+
+	first, last, any := neededBlocks(r, meta.Size, obj.BlockSize())
+	if seeded == nil && (!any || obj.Verified(first, last)) {
+		if f, err := obj.Open(); err == nil {
+			if status == "" {
+				status = statusHit
+			}
+			hdr.Set("Cache-Status", status)
+			cw := &countingWriter{ResponseWriter: w}
+			http.ServeContent(cw, r, "", modtime, f)
+			f.Close()
+			h.counters.HitBytes.Add(cw.n)
+			return
+		}
+	}
+	if status == "" {
+		switch present := obj.PresentCount(first, last); {
+		case !any || present == last-first+1:
+			status = statusHit
+		case present == 0:
+			status = statusMiss
+		default:
+			status = statusPartial
+		}
+	}
+	hdr.Set("Cache-Status", status)
+	limit := obj.Size()
+	if any {
+		_, limit = obj.BlockBounds(last)
+	}
+	src := &upstreamSource{up: h.upstream, t: t, meta: meta}
+	rd := h.flights.NewReader(r.Context(), obj, src, limit, seeded)
+	http.ServeContent(w, r, "", modtime, rd)
+	rd.Close()
+	h.counters.HitBytes.Add(rd.HitBytes())
+	h.counters.MissBytes.Add(rd.MissBytes())
+	if err := rd.Err(); err != nil {
+		if errors.Is(err, flight.ErrChanged) {
+			// A new version upstream: forget this one so the next
+			// request discovers it, and never splice the two.
+			h.store.RemoveObject(obj)
+		}
+		if r.Context().Err() == nil {
+			h.log.Warn("response aborted: upstream failed mid-body", "key", t.Key, "err", err)
+		}
+		// The status line is gone already: abort the response so the
+		// client sees a broken transfer, never a wrong or short body
+		// that looks complete.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// neededBlocks is the span of blocks a GET needs: the blocks of its Range, or
+// the whole object. A conditional range (If-Range) may turn into the whole
+// object, so it counts as whole. HEAD needs none.
+func neededBlocks(r *http.Request, size, blockSize int64) (first, last int64, any bool) {
+	if r.Method == http.MethodHead || size == 0 {
+		return 0, -1, false
+	}
+	whole := func() (int64, int64, bool) { return 0, (size - 1) / blockSize, true }
+	rh := r.Header.Get("Range")
+	if rh == "" || r.Header.Get("If-Range") != "" {
+		return whole()
+	}
+	ranges, err := httprange.Parse(rh, size)
+	if err != nil || len(ranges) == 0 {
+		return 0, -1, false // ServeContent answers 416, no body
+	}
+	span, _ := httprange.Span(ranges)
+	first, last = httprange.Blocks(span.Start, span.Length, blockSize)
+	return first, last, true
+}
+
+func parseHTTPTime(v string) time.Time {
+	if v == "" {
+		return time.Time{}
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// countingWriter counts body bytes while keeping the ResponseWriter's
+// io.ReaderFrom, so that sendfile still applies.
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) ReadFrom(src io.Reader) (int64, error) {
+	n, err := c.ResponseWriter.(io.ReaderFrom).ReadFrom(src)
+	c.n += n
+	return n, err
+}

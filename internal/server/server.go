@@ -1,0 +1,150 @@
+// Package server is the content port's handler: it names the origin and the
+// cache key of a request, serves what the store holds, has the missing blocks
+// fetched (coalesced with every other request that needs them), and says what
+// it did in a Cache-Status header (RFC 9211).
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"gatecache/internal/fetch"
+	"gatecache/internal/flight"
+	"gatecache/internal/origin"
+	"gatecache/internal/store"
+)
+
+// Upstream sends requests towards origins (fetch.Client).
+type Upstream interface {
+	Do(ctx context.Context, method string, t origin.Target, h http.Header) (*http.Response, error)
+	Forward(r *http.Request, t origin.Target) (*http.Response, error)
+}
+
+// Handler serves the content port.
+type Handler struct {
+	resolver *origin.Resolver
+	store    *store.Store
+	flights  *flight.Group
+	upstream Upstream
+	log      *slog.Logger
+
+	counters Counters
+}
+
+// Counters are the handler's lifetime totals, read by the summary.
+type Counters struct {
+	Requests  atomic.Int64
+	HitBytes  atomic.Int64 // body bytes served from blocks already cached
+	MissBytes atomic.Int64 // body bytes that had to come from upstream
+}
+
+// New returns a content handler.
+func New(resolver *origin.Resolver, st *store.Store, flights *flight.Group, up Upstream, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{resolver: resolver, store: st, flights: flights, upstream: up, log: log}
+}
+
+// Counters returns the handler's counters.
+func (h *Handler) Counters() *Counters { return &h.counters }
+
+// cacheStatus values (RFC 9211 §2).
+const (
+	statusHit       = "gatecache; hit"
+	statusMiss      = "gatecache; fwd=miss; stored"
+	statusCollapsed = "gatecache; fwd=miss; collapsed; stored"
+	statusPartial   = "gatecache; fwd=partial; stored"
+	statusNotStored = "gatecache; fwd=miss"
+	statusMethod    = "gatecache; fwd=method"
+)
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.counters.Requests.Add(1)
+	start := time.Now()
+	if r.Method == http.MethodConnect {
+		// Never a tunnel: the cache only ever serves HTTP content it
+		// may keep.
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "CONNECT is not supported: gatecache is a cache, not a tunnel", http.StatusMethodNotAllowed)
+		return
+	}
+	t, err := h.resolver.Resolve(r)
+	if err != nil {
+		var nae *origin.NotAllowedError
+		var bre *origin.BadRequestError
+		switch {
+		case errors.As(err, &nae):
+			http.Error(w, err.Error(), http.StatusForbidden)
+		case errors.As(err, &bre):
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		default:
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		h.serveCached(w, r, t)
+	default:
+		h.forward(w, r, t)
+	}
+	h.log.Debug("request", "method", r.Method, "key", t.Key, "dur", time.Since(start))
+}
+
+// serveCached answers a GET or HEAD from the store, discovering the object
+// upstream when the key is unknown.
+func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.Target) {
+	if obj := h.store.Lookup(t.Key); obj != nil {
+		h.serveObject(w, r, t, obj, nil, "")
+		return
+	}
+	call, leader := h.flights.Join(t.Key)
+	if leader {
+		h.discover(w, r, t, call)
+		return
+	}
+	obj, err := call.Wait(r.Context())
+	switch {
+	case obj != nil:
+		h.serveObject(w, r, t, obj, nil, statusCollapsed)
+	case errors.Is(err, errNotStored):
+		// The leader's answer may not be shared: ask for our own.
+		h.passThrough(w, r, t)
+	case err != nil:
+		h.upstreamFailed(w, t, err)
+	}
+}
+
+// forward sends a request with another method upstream uncached and, when it
+// succeeds, invalidates the stored object (RFC 9111 §4.4).
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, t origin.Target) {
+	resp, err := h.upstream.Forward(r, t)
+	if err != nil {
+		h.upstreamFailed(w, t, err)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 400 && r.Method != http.MethodOptions && r.Method != http.MethodTrace {
+		h.store.Remove(t.Key)
+	}
+	copyResponse(w, resp, statusMethod)
+}
+
+// upstreamFailed answers a request that needed upstream when upstream could
+// not be reached: 504 for a timeout, 502 otherwise (RFC 9110 §15.6.3, §15.6.5).
+func (h *Handler) upstreamFailed(w http.ResponseWriter, t origin.Target, err error) {
+	h.log.Warn("upstream fetch failed", "key", t.Key, "err", err)
+	code := http.StatusBadGateway
+	var fe *fetch.Error
+	if errors.As(err, &fe) && fe.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		code = http.StatusGatewayTimeout
+	}
+	w.Header().Set("Cache-Status", "gatecache; fwd=miss; detail=upstream-error")
+	http.Error(w, "upstream unavailable: "+err.Error(), code)
+}

@@ -1,0 +1,226 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"gatecache/internal/origintest"
+)
+
+func TestColdMissStreamsOnceThenHits(t *testing.T) {
+	r := newRig(t)
+	size := int64(10*testBlock + 123)
+	r.origin.Set("/pool/a.deb", origintest.Object{Size: size, ContentType: "application/vnd.debian.binary-package"})
+	want := r.origin.Want("/pool/a.deb")
+
+	resp := r.get("/pool/a.deb")
+	if resp.ContentLength != size {
+		t.Fatalf("Content-Length %d, want %d", resp.ContentLength, size)
+	}
+	r.expect(resp, 200, "gatecache; fwd=miss; stored", want)
+	if resp.Header.Get("Content-Type") != "application/vnd.debian.binary-package" || resp.Header.Get("Etag") == "" {
+		t.Fatalf("stored headers not replayed: %v", resp.Header)
+	}
+	r.expect(r.get("/pool/a.deb"), 200, "gatecache; hit", want)
+
+	st := r.origin.Stats()
+	if st.Requests != 1 || st.BodyBytes != size {
+		t.Fatalf("origin saw %d requests, %d bytes; want 1 request of %d bytes", st.Requests, st.BodyBytes, size)
+	}
+	if c := r.handler.Counters(); c.HitBytes.Load() != size || c.MissBytes.Load() != size {
+		t.Fatalf("hit/miss bytes %d/%d, want %d/%d", c.HitBytes.Load(), c.MissBytes.Load(), size, size)
+	}
+	if q := r.origin.Requests()[0].URI; strings.Contains(q, "cacheHostOrigin") {
+		t.Fatalf("cacheHostOrigin leaked upstream: %s", q)
+	}
+}
+
+func TestAllFourRequestFormsShareOneEntry(t *testing.T) {
+	r := newRig(t)
+	r.origin.Set("/debian/./InRelease", origintest.Object{Size: 5000})
+	want := r.origin.Want("/debian/./InRelease")
+
+	// 1. absolute form, as a forward-proxy client sends it.
+	proxyURL, _ := url.Parse(r.cache.URL)
+	proxied := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
+	resp, err := proxied.Get("http://" + r.origin.Addr + "/debian/./InRelease")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.expect(resp, 200, "gatecache; fwd=miss; stored", want)
+	// 2. cacheHostOrigin, 3. Host header, 4. path prefix.
+	r.expect(r.get("/debian/./InRelease"), 200, "gatecache; hit", want)
+	r.expect(r.do("GET", r.cache.URL+"/debian/./InRelease", "Host", r.origin.Addr), 200, "gatecache; hit", want)
+	r.expect(r.do("GET", r.cache.URL+"/"+r.origin.Addr+"/debian/./InRelease"), 200, "gatecache; hit", want)
+
+	reqs := r.origin.Requests()
+	if len(reqs) != 1 || reqs[0].URI != "/debian/./InRelease" {
+		t.Fatalf("origin requests %+v, want one for the path as written", reqs)
+	}
+}
+
+func TestRangeMissFetchesOnlyCoveredBlocks(t *testing.T) {
+	r := newRig(t)
+	size := int64(20 * testBlock)
+	r.origin.Set("/img.swu", origintest.Object{Size: size})
+	want := r.origin.Want("/img.swu")
+
+	// Bytes inside blocks 3..4.
+	a, b := int64(3*testBlock+10), int64(5*testBlock-1)
+	resp := r.get("/img.swu", "Range", fmt.Sprintf("bytes=%d-%d", a, b))
+	r.expect(resp, 206, "gatecache; fwd=miss; stored", want[a:b+1])
+	if cr := resp.Header.Get("Content-Range"); cr != fmt.Sprintf("bytes %d-%d/%d", a, b, size) {
+		t.Fatalf("Content-Range %q", cr)
+	}
+	if got := r.origin.Stats().BodyBytes; got != 2*testBlock {
+		t.Fatalf("origin sent %d bytes for a range in 2 blocks, want %d", got, 2*testBlock)
+	}
+
+	// The same blocks again: no upstream request at all.
+	r.origin.ResetStats()
+	r.expect(r.get("/img.swu", "Range", fmt.Sprintf("bytes=%d-%d", 3*testBlock, 4*testBlock)), 206, "gatecache; hit", want[3*testBlock:4*testBlock+1])
+	if n := r.origin.Stats().Requests; n != 0 {
+		t.Fatalf("%d upstream requests for present blocks", n)
+	}
+
+	// A suffix range and a range spanning present and absent blocks.
+	r.expect(r.get("/img.swu", "Range", "bytes=-100"), 206, "gatecache; fwd=miss; stored", want[size-100:])
+	r.expect(r.get("/img.swu", "Range", fmt.Sprintf("bytes=%d-%d", 2*testBlock, 6*testBlock-1)), 206, "gatecache; fwd=partial; stored", want[2*testBlock:6*testBlock])
+
+	// The rest of the object, then everything is a hit.
+	r.expect(r.get("/img.swu"), 200, "gatecache; fwd=partial; stored", want)
+	r.origin.ResetStats()
+	r.expect(r.get("/img.swu"), 200, "gatecache; hit", want)
+	if n := r.origin.Stats().Requests; n != 0 {
+		t.Fatalf("%d upstream requests on a full hit", n)
+	}
+	for _, req := range r.origin.Requests() {
+		if req.Header.Get("If-Range") == "" {
+			t.Fatalf("block fetch without If-Range: %+v", req)
+		}
+	}
+}
+
+func TestRangeEdgeCasesOnHit(t *testing.T) {
+	r := newRig(t)
+	r.origin.Set("/f", origintest.Object{Size: 1000})
+	want := r.origin.Want("/f")
+	r.expect(r.get("/f"), 200, "", want)
+
+	cases := []struct {
+		rng    string
+		status int
+		body   []byte
+	}{
+		{"bytes=0-0", 206, want[:1]},
+		{"bytes=990-", 206, want[990:]},
+		{"bytes=-10", 206, want[990:]},
+		{"bytes=500-5000", 206, want[500:]},
+		{"bytes=1000-", 416, nil},
+		{"bytes=x-y", 416, nil}, // malformed: http.ServeContent refuses it
+	}
+	for _, c := range cases {
+		resp := r.get("/f", "Range", c.rng)
+		r.expect(resp, c.status, "", c.body)
+	}
+	// Conditional requests answered from the cache.
+	etag := r.get("/f").Header.Get("Etag")
+	r.expect(r.get("/f", "If-None-Match", etag), 304, "", nil)
+	r.expect(r.get("/f", "Range", "bytes=0-9", "If-Range", `"other"`), 200, "", want)
+	r.expect(r.get("/f", "Range", "bytes=0-9", "If-Range", etag), 206, "", want[:10])
+}
+
+func TestConcurrentClientsCostOneUpstreamTransfer(t *testing.T) {
+	r := newRig(t)
+	size := int64(40*testBlock + 7)
+	r.origin.Set("/big", origintest.Object{Size: size})
+	want := r.origin.Want("/big")
+	held := r.origin.Hold()
+
+	const clients = 12
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", r.cache.URL+"/big?cacheHostOrigin="+r.origin.Addr, nil)
+			if i%3 == 1 { // some clients ask for a range
+				req.Header.Set("Range", "bytes=100000-")
+			}
+			resp, err := r.client.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			b, err := body(resp)
+			switch {
+			case err != nil:
+				errs <- err
+			case i%3 == 1 && string(b) != string(want[100000:]):
+				errs <- fmt.Errorf("client %d: wrong range bytes", i)
+			case i%3 != 1 && string(b) != string(want):
+				errs <- fmt.Errorf("client %d: wrong bytes", i)
+			}
+		}()
+	}
+	<-held // the first upstream request has arrived and is parked
+	r.origin.Unhold()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := r.origin.Stats(); st.Requests != 1 || st.BodyBytes != size {
+		t.Fatalf("origin: %d requests, %d bytes; want 1 request, %d bytes", st.Requests, st.BodyBytes, size)
+	}
+}
+
+func TestFollowersReadBytesBeforeTheFillEnds(t *testing.T) {
+	r := newRig(t)
+	size := int64(8 * testBlock)
+	stallAt := int64(3*testBlock + 500)
+	r.origin.Set("/stall", origintest.Object{Size: size, Fault: origintest.FaultStall, FaultAt: stallAt})
+	want := r.origin.Want("/stall")
+
+	leader := r.get("/stall")
+	follower := r.get("/stall")
+	// The origin is stalled after stallAt bytes: the follower must get
+	// them now, not when the fill ends.
+	buf := make([]byte, stallAt)
+	if _, err := io.ReadFull(follower.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	if string(buf) != string(want[:stallAt]) {
+		t.Fatal("follower's first bytes differ")
+	}
+	r.origin.Release()
+	rest, err := body(follower)
+	if err != nil || string(buf)+string(rest) != string(want) {
+		t.Fatalf("follower's whole body wrong: err %v", err)
+	}
+	r.expect(leader, 200, "", want)
+	if n := r.origin.Stats().Requests; n != 1 {
+		t.Fatalf("%d origin requests, want 1", n)
+	}
+}
+
+func TestOriginIgnoringRangeStillServesRanges(t *testing.T) {
+	r := newRig(t)
+	size := int64(6*testBlock + 9)
+	r.origin.Set("/static", origintest.Object{Size: size, IgnoreRange: true})
+	want := r.origin.Want("/static")
+	r.expect(r.get("/static", "Range", "bytes=200000-200099"), 206, "", want[200000:200100])
+	r.expect(r.get("/static", "Range", "bytes=10-19"), 206, "", want[10:20])
+	r.expect(r.get("/static"), 200, "", want)
+	r.origin.ResetStats()
+	r.expect(r.get("/static"), 200, "gatecache; hit", want)
+	if n := r.origin.Stats().Requests; n != 0 {
+		t.Fatalf("%d origin requests after the whole object was seen", n)
+	}
+}
