@@ -28,7 +28,7 @@ type Reader struct {
 	off        int64
 	presentNow []bool // blocks present when the reader was made: their bytes are hits
 	file       *os.File
-	cur  *Fill // the fill this reader is registered with
+	cur        *Fill // the fill this reader is registered with
 
 	direct    io.ReadCloser // pass-through after a storage fault
 	directOff int64

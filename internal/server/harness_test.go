@@ -44,7 +44,9 @@ type rigConfig struct {
 
 func withBudget(b int64) rigOption { return func(c *rigConfig) { c.budget = b } }
 
-func withHosts(h ...origin.Host) rigOption { return func(c *rigConfig) { c.hosts = append(c.hosts, h...) } }
+func withHosts(h ...origin.Host) rigOption {
+	return func(c *rigConfig) { c.hosts = append(c.hosts, h...) }
+}
 
 func newRig(t *testing.T, opts ...rigOption) *rig {
 	t.Helper()
