@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -184,5 +185,10 @@ func statusMux(st *store.Store, h *server.Handler, flights *flight.Group, nodeID
 			"flights": flights.Stats(),
 		})
 	})
+	if os.Getenv("GATECACHE_PPROF") != "" {
+		// Profiling on demand, for performance work on a test gateway.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	}
 	return mux
 }

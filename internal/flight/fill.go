@@ -64,7 +64,7 @@ func (f *Fill) run(src Source, body io.ReadCloser, start, end int64) {
 	if err != nil {
 		return
 	}
-	defer wf.Close()
+	defer obj.CloseWriter(wf)
 	bp := chunks.Get().(*[]byte)
 	defer chunks.Put(bp)
 	buf := *bp

@@ -31,7 +31,8 @@ var (
 )
 
 // Parse parses a Range header value against an object of the given size
-// (RFC 9110 §14.1.2 and §14.2). An empty header gives nil, nil.
+// (RFC 9110 §14.1.2 and §14.2). An empty header gives nil, nil; a
+// negative size gives ErrMalformed.
 //
 // The syntax accepted is net/http's: the unit must be exactly "bytes",
 // whitespace around list elements and around the '-' is ignored, empty

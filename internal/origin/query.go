@@ -13,7 +13,8 @@ const originParam = "cacheHostOrigin"
 //
 // The rest is the raw query with those parameters cut out and nothing
 // else changed: order, encoding, empty elements and ';' stay as the client
-// wrote them, because an origin may sign or hash its query string. That is
+// wrote them (but for a stray '#', see below), because an origin may sign
+// or hash its query string. That is
 // why the raw string is edited instead of re-encoding url.Values.
 //
 // The parameter name is matched after unescaping and case-insensitively
@@ -23,6 +24,10 @@ func splitQuery(raw string) (rest string, origins []string, err error) {
 	if raw == "" {
 		return "", nil, nil
 	}
+	// RFC 9112 §3.2 has no room for a fragment in a request-target, but
+	// Go's server takes a '#' into the raw query; sent on as is it would
+	// cut the upstream URL short, so it is escaped as the data it is.
+	raw = strings.ReplaceAll(raw, "#", "%23")
 	parts := strings.Split(raw, "&")
 	kept := parts[:0]
 	for _, p := range parts {

@@ -210,6 +210,11 @@ func (r *Resolver) ResolveURL(raw string) (Target, error) {
 // the URL to name the cache, sending it through a proxy setting that also
 // points at the cache; the origin it gets is still checked.
 func (r *Resolver) absolute(u *url.URL, query string, origins []string) (Target, error) {
+	if u.Scheme == "" {
+		// RFC 9112 §3.2.3: authority-form is only for CONNECT, which
+		// would make the cache a tunnel to anywhere.
+		return Target{}, badRequest("authority-form request target %q is not served", u.Host)
+	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return Target{}, badRequest("absolute URL with scheme %q: only http and https are served", u.Scheme)
 	}
@@ -255,6 +260,9 @@ func (r *Resolver) fromQuery(origins []string, path, query string) (Target, erro
 		b, err := parseAuthority(v)
 		if err != nil {
 			return Target{}, badRequest("cacheHostOrigin %q: %v", v, err)
+		}
+		if b.port == "80" {
+			b.port = "" // so that "repo.com" and "repo.com:80" agree
 		}
 		if i > 0 && b != a {
 			return Target{}, badRequest("conflicting cacheHostOrigin values %q and %q", origins[0], v)

@@ -61,18 +61,22 @@ func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Targ
 		Size: size, ETag: resp.Header.Get("Etag"), LastModified: resp.Header.Get("Last-Modified"),
 		Header: keptFields(resp.Header), StoredAt: time.Now(),
 	}
-	if !ok || !storable(r, resp) {
-		finish(nil, errNotStored)
-		defer resp.Body.Close()
-		copyResponse(w, resp, statusNotStored)
-		return
-	}
-	obj, err := h.store.Create(t.Key, meta)
-	if err != nil {
-		if !errors.Is(err, store.ErrTooLarge) {
+	var obj *store.Object
+	if ok && storable(r, resp) {
+		obj, err = h.store.Create(t.Key, meta)
+		if err != nil && !errors.Is(err, store.ErrTooLarge) {
 			h.log.Warn("cannot store object: passing it through", "key", t.Key, "err", err)
 		}
+	}
+	if obj == nil {
 		finish(nil, errNotStored)
+		if r.Header.Get("Range") != "" {
+			// We asked for whole blocks, not the client's range: ask
+			// again with the client's own request.
+			fetch.Drain(resp.Body)
+			h.passThrough(w, r, t)
+			return
+		}
 		defer resp.Body.Close()
 		copyResponse(w, resp, statusNotStored)
 		return

@@ -73,7 +73,10 @@ func newRigFor(t *testing.T, o *origintest.Origin, dir string, opts ...rigOption
 	h := New(origin.NewResolver(cfg.hosts), st, flights, fetch.New(fetch.Options{}), log)
 	srv := httptest.NewServer(h)
 	r := &rig{t: t, origin: o, store: st, specs: specs, flights: flights, handler: h, cache: srv}
-	r.client = &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	// No keep-alive: Go's client silently retries an idempotent request
+	// whose reused connection broke before any byte arrived, which would
+	// hide the aborts that the fault tests look for.
+	r.client = &http.Client{Transport: &http.Transport{DisableCompression: true, DisableKeepAlives: true}}
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
@@ -144,6 +147,30 @@ func (r *rig) expect(resp *http.Response, status int, cacheStatus string, want [
 	if want != nil && !bytes.Equal(got, want) {
 		r.t.Fatalf("body differs from the origin's bytes (got %d bytes, want %d)%s", len(got), len(want), firstDiff(got, want))
 	}
+}
+
+// upstreamBytes adds up the byte ranges the cache asked the origin for (a
+// request without Range asks for all size bytes). Unlike the origin's body
+// counters it does not race with the origin's handler finishing.
+func (r *rig) upstreamBytes(size int64) (requests int, total int64) {
+	r.t.Helper()
+	for _, req := range r.origin.Requests() {
+		requests++
+		rh := req.Header.Get("Range")
+		if rh == "" {
+			total += size
+			continue
+		}
+		var a, b int64
+		if n, _ := fmt.Sscanf(rh, "bytes=%d-%d", &a, &b); n == 2 {
+			total += min(b, size-1) - a + 1
+		} else if n == 1 {
+			total += size - a
+		} else {
+			r.t.Fatalf("cannot parse upstream Range %q", rh)
+		}
+	}
+	return requests, total
 }
 
 func firstDiff(a, b []byte) string {

@@ -22,6 +22,10 @@ var (
 
 const recordVersion = 1
 
+// maxSyncDelay bounds how long blocks of an object being filled stay out of
+// the persisted index (they are refetched after a crash).
+const maxSyncDelay = 30 * time.Second
+
 // load reads every record of the drive. Blocks come back present but not
 // verified: each is checked against its checksum before it is first served.
 func (d *drive) load(blockSize int64) ([]*Object, error) {
@@ -206,6 +210,7 @@ type driveBatch struct {
 // flush makes committed blocks durable, then records them: a block is in the
 // persisted index only after its bytes have reached the disk.
 func (s *Store) flush() error {
+	now := time.Now()
 	s.mu.Lock()
 	batches := make([]driveBatch, 0, len(s.drives))
 	for _, d := range s.drives {
@@ -214,6 +219,13 @@ func (s *Store) flush() error {
 		}
 		b := driveBatch{d: d, records: make(map[string][]byte, len(d.dirty)), atimes: make(map[string]int64, len(d.touched))}
 		for o := range d.dirty {
+			if o.dirtyData && o.writers > 0 && now.Sub(o.dataSince) < maxSyncDelay {
+				// fdatasync stalls writes to the same file (ext4 holds
+				// the inode lock): index a file being filled once its
+				// fill ends, or every maxSyncDelay for long fills.
+				continue
+			}
+			delete(d.dirty, o)
 			b.records[o.key] = encodeRecordLocked(o)
 			if o.dirtyData {
 				b.sync = append(b.sync, d.dataPath(o.id))
@@ -226,7 +238,6 @@ func (s *Store) flush() error {
 		for k := range d.deleted {
 			b.deleted = append(b.deleted, k)
 		}
-		clear(d.dirty)
 		clear(d.touched)
 		clear(d.deleted)
 		batches = append(batches, b)

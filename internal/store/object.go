@@ -53,7 +53,9 @@ type Object struct {
 	removed      bool
 	dirty        bool // record must be rewritten
 	dirtyData    bool // blocks committed since the last flush: fdatasync before indexing
-	pins         int  // block writers in progress: not evictable
+	dataSince    time.Time
+	pins         int // block writers in progress: not evictable
+	writers      int // open writer files (fills in progress)
 }
 
 func newObject(s *Store, d *drive, key string, id uint64, meta Meta) *Object {
@@ -236,7 +238,8 @@ func (o *Object) touchLocked() {
 	}
 }
 
-// OpenWriter opens the object's data file for a block writer.
+// OpenWriter opens the object's data file for block writers; the caller
+// closes it with CloseWriter.
 func (o *Object) OpenWriter() (*os.File, error) {
 	f, err := os.OpenFile(o.Path(), os.O_WRONLY, 0)
 	if err != nil {
@@ -246,7 +249,18 @@ func (o *Object) OpenWriter() (*os.File, error) {
 		o.store.markFailed(o.drive, err)
 		return nil, fmt.Errorf("%w: %v", ErrStorage, err)
 	}
+	o.store.mu.Lock()
+	o.writers++
+	o.store.mu.Unlock()
 	return f, nil
+}
+
+// CloseWriter closes a file from OpenWriter.
+func (o *Object) CloseWriter(f *os.File) {
+	f.Close()
+	o.store.mu.Lock()
+	o.writers--
+	o.store.mu.Unlock()
 }
 
 // BlockWriter writes one block of an object. Bytes written are readable
@@ -332,7 +346,9 @@ func (w *BlockWriter) Commit() error {
 		o.crcs[w.i] = w.crc
 		o.presentBytes += w.end - w.start
 		o.drive.used += w.end - w.start
-		o.dirtyData = true
+		if !o.dirtyData {
+			o.dirtyData, o.dataSince = true, time.Now()
+		}
 		o.markDirtyLocked()
 	}
 	return nil

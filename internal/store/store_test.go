@@ -50,7 +50,7 @@ func writeBlocks(t *testing.T, o *Object, data []byte, blocks ...int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer o.CloseWriter(f)
 	for _, i := range blocks {
 		w, err := o.NewBlockWriter(f, i)
 		if err != nil {
@@ -111,7 +111,7 @@ func TestBlocksBecomeVerifiedOnlyWhenCommitted(t *testing.T) {
 	if err := w.Commit(); err == nil {
 		t.Fatal("Commit of an incomplete block succeeded")
 	}
-	f.Close()
+	o.CloseWriter(f)
 	if p, _ := o.BlockState(1); p {
 		t.Fatal("incomplete block marked present")
 	}
@@ -247,14 +247,14 @@ func TestBlockBeingWrittenIsNotEvicted(t *testing.T) {
 	s, _ := openTest(t, 2*testBlock)
 	a, _ := s.Create("a", Meta{Size: 2 * testBlock})
 	f, _ := a.OpenWriter()
-	defer f.Close()
+	defer a.CloseWriter(f)
 	w, err := a.NewBlockWriter(f, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := s.Create("b", Meta{Size: 2 * testBlock})
 	bf, _ := b.OpenWriter()
-	defer bf.Close()
+	defer b.CloseWriter(bf)
 	w1, err := b.NewBlockWriter(bf, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -280,10 +280,6 @@ func TestReplaceNeverMixesVersions(t *testing.T) {
 		t.Fatal("new version inherited a block of the old one")
 	}
 	// A writer of the old version cannot commit into the cache any more.
-	f, _ := o1.OpenWriter()
-	if f != nil {
-		f.Close()
-	}
 	if _, err := o1.NewBlockWriter(nil, 1); !errors.Is(err, ErrRemoved) {
 		t.Fatalf("writer on removed object: %v, want ErrRemoved", err)
 	}
