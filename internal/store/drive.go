@@ -139,8 +139,10 @@ func (d *drive) createFile(size int64) (uint64, string, error) {
 }
 
 // removeOrphans deletes data files that no index entry names: files created
-// just before a crash, before the flusher indexed them. Files written since
-// the drive was opened belong to live objects and are left alone.
+// just before a crash, before the flusher indexed them. Files modified since
+// shortly before the drive was opened may belong to objects created since,
+// and are left alone (file times come from a clock that can lag ours by a
+// few milliseconds, hence the margin).
 func (d *drive) removeOrphans() {
 	root := filepath.Join(d.spec.Path, "data")
 	removed := 0
@@ -153,7 +155,7 @@ func (d *drive) removeOrphans() {
 			return nil
 		}
 		info, ierr := e.Info()
-		if ierr != nil || !info.ModTime().Before(d.opened) {
+		if ierr != nil || !info.ModTime().Before(d.opened.Add(-2*time.Second)) {
 			return nil
 		}
 		if os.Remove(path) == nil {
