@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -35,10 +36,19 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 
 	first, last, any := neededBlocks(r, meta.Size, obj.BlockSize())
 	if seeded == nil && (!any || obj.Verified(first, last)) {
+		if status == "" {
+			status = statusHit
+		}
+		if mem := obj.MemoryCopy(); mem != nil {
+			// Small objects from memory, through Write so that the
+			// header and body leave in one write.
+			hdr.Set("Cache-Status", status)
+			cw := &countingWriter{ResponseWriter: w}
+			http.ServeContent(writerOnly{cw}, r, "", modtime, bytes.NewReader(mem))
+			h.counters.HitBytes.Add(cw.n)
+			return
+		}
 		if f, err := obj.Open(); err == nil {
-			if status == "" {
-				status = statusHit
-			}
 			hdr.Set("Cache-Status", status)
 			cw := &countingWriter{ResponseWriter: w}
 			http.ServeContent(cw, r, "", modtime, f)
@@ -115,6 +125,9 @@ func parseHTTPTime(v string) time.Time {
 	}
 	return t
 }
+
+// writerOnly hides a ResponseWriter's io.ReaderFrom.
+type writerOnly struct{ http.ResponseWriter }
 
 // countingWriter counts body bytes while keeping the ResponseWriter's
 // io.ReaderFrom, so that sendfile still applies.

@@ -22,8 +22,9 @@ var (
 
 const recordVersion = 1
 
-// maxSyncDelay bounds how long blocks of an object being filled stay out of
-// the persisted index (they are refetched after a crash).
+// maxSyncDelay bounds how long committed blocks stay out of the persisted
+// index while their object keeps being written (they are refetched after a
+// crash).
 const maxSyncDelay = 30 * time.Second
 
 // load reads every record of the drive. Blocks come back present but not
@@ -193,7 +194,7 @@ func (s *Store) flushLoop(interval time.Duration) {
 		case <-t.C:
 		case <-s.flushNow:
 		}
-		if err := s.flush(); err != nil {
+		if err := s.flush(false); err != nil {
 			s.log.Error("cache index: flush failed", "err", err)
 		}
 	}
@@ -208,8 +209,9 @@ type driveBatch struct {
 }
 
 // flush makes committed blocks durable, then records them: a block is in the
-// persisted index only after its bytes have reached the disk.
-func (s *Store) flush() error {
+// persisted index only after its bytes have reached the disk. Unless forced,
+// objects still being written wait (see SyncDelay).
+func (s *Store) flush(force bool) error {
 	now := time.Now()
 	s.mu.Lock()
 	batches := make([]driveBatch, 0, len(s.drives))
@@ -219,10 +221,12 @@ func (s *Store) flush() error {
 		}
 		b := driveBatch{d: d, records: make(map[string][]byte, len(d.dirty)), atimes: make(map[string]int64, len(d.touched))}
 		for o := range d.dirty {
-			if o.dirtyData && o.writers > 0 && now.Sub(o.dataSince) < maxSyncDelay {
+			if !force && o.dirtyData && now.Sub(o.dataSince) < maxSyncDelay &&
+				(o.writers > 0 || now.Sub(o.lastData) < s.syncDelay) {
 				// fdatasync stalls writes to the same file (ext4 holds
-				// the inode lock): index a file being filled once its
-				// fill ends, or every maxSyncDelay for long fills.
+				// the inode lock) and competes with the hits that follow
+				// a fill: sync a file once it has been quiet for a
+				// while, as the kernel's own writeback would.
 				continue
 			}
 			delete(d.dirty, o)

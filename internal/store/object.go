@@ -51,11 +51,13 @@ type Object struct {
 	atime        int64 // unix nanoseconds of the last use
 	lruElem      *list.Element
 	removed      bool
-	dirty        bool // record must be rewritten
-	dirtyData    bool // blocks committed since the last flush: fdatasync before indexing
-	dataSince    time.Time
-	pins         int // block writers in progress: not evictable
-	writers      int // open writer files (fills in progress)
+	dirty        bool      // record must be rewritten
+	dirtyData    bool      // blocks committed since the last flush: fdatasync before indexing
+	dataSince    time.Time // first commit not yet synced
+	lastData     time.Time // last block commit
+	pins         int       // block writers in progress: not evictable
+	writers      int       // open writer files (fills in progress)
+	mem          []byte    // copy of a small complete object, see MemoryCopy
 }
 
 func newObject(s *Store, d *drive, key string, id uint64, meta Meta) *Object {
@@ -238,6 +240,52 @@ func (o *Object) touchLocked() {
 	}
 }
 
+// MemoryCopy returns the object's bytes from memory when it is small and
+// complete, reading them from its file the first time. It returns nil for
+// objects that do not qualify (too large, incomplete, memory budget spent):
+// serve those from the file.
+func (o *Object) MemoryCopy() []byte {
+	s := o.store
+	size := o.meta.Size
+	s.mu.Lock()
+	if o.mem != nil || size > s.memMax || o.removed || s.memUsed+size > s.memBudget || !o.allVerifiedLocked() {
+		mem := o.mem
+		s.mu.Unlock()
+		return mem
+	}
+	s.mu.Unlock()
+
+	buf := make([]byte, size)
+	f, err := os.Open(o.Path())
+	if err != nil {
+		return nil
+	}
+	_, err = f.ReadAt(buf, 0)
+	f.Close()
+	if err != nil && !(err == io.EOF && size == 0) {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The blocks were verified before the read and an object's verified
+	// bytes never change; only removal or a lost race needs a look.
+	if o.removed || o.mem != nil || s.memUsed+size > s.memBudget {
+		return o.mem
+	}
+	o.mem = buf
+	s.memUsed += size
+	return buf
+}
+
+func (o *Object) allVerifiedLocked() bool {
+	for _, st := range o.blocks {
+		if st != blockVerified {
+			return false
+		}
+	}
+	return true
+}
+
 // OpenWriter opens the object's data file for block writers; the caller
 // closes it with CloseWriter.
 func (o *Object) OpenWriter() (*os.File, error) {
@@ -346,9 +394,11 @@ func (w *BlockWriter) Commit() error {
 		o.crcs[w.i] = w.crc
 		o.presentBytes += w.end - w.start
 		o.drive.used += w.end - w.start
+		now := time.Now()
 		if !o.dirtyData {
-			o.dirtyData, o.dataSince = true, time.Now()
+			o.dirtyData, o.dataSince = true, now
 		}
+		o.lastData = now
 		o.markDirtyLocked()
 	}
 	return nil

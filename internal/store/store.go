@@ -45,7 +45,13 @@ type Options struct {
 	Drives        []DriveSpec
 	BlockSize     int64         // default 1 MiB
 	FlushInterval time.Duration // how often committed blocks are made durable and indexed; default 250 ms
-	Logger        *slog.Logger  // default slog.Default()
+	SyncDelay     time.Duration // how long an object's file must be quiet before it is synced and indexed; default 3 s
+	// MemoryBudget is the RAM kept for copies of small complete objects
+	// (package indexes, metadata files), served without touching a file;
+	// default 32 MiB. MemoryObjectMax is the largest such object; default 64 KiB.
+	MemoryBudget    int64
+	MemoryObjectMax int64
+	Logger          *slog.Logger // default slog.Default()
 }
 
 // Store is the set of drives and the objects on them. All in-memory state
@@ -54,10 +60,14 @@ type Options struct {
 // is held.
 type Store struct {
 	blockSize int64
+	syncDelay time.Duration
 	log       *slog.Logger
+
+	memBudget, memMax int64
 
 	mu      sync.Mutex
 	objects map[string]*Object
+	memUsed int64 // bytes of in-memory object copies
 	drives  []*drive
 	closed  bool
 
@@ -78,11 +88,23 @@ func Open(opts Options) (*Store, error) {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 250 * time.Millisecond
 	}
+	if opts.MemoryBudget <= 0 {
+		opts.MemoryBudget = 32 << 20
+	}
+	if opts.MemoryObjectMax <= 0 {
+		opts.MemoryObjectMax = 64 << 10
+	}
+	if opts.SyncDelay <= 0 {
+		opts.SyncDelay = 3 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	s := &Store{
 		blockSize: opts.BlockSize,
+		syncDelay: opts.SyncDelay,
+		memBudget: opts.MemoryBudget,
+		memMax:    opts.MemoryObjectMax,
 		log:       opts.Logger,
 		objects:   make(map[string]*Object),
 		flushNow:  make(chan struct{}, 1),
@@ -141,7 +163,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.stopped
-	err := s.flush()
+	err := s.flush(true)
 	s.closeDrives()
 	return err
 }
@@ -232,6 +254,8 @@ func (s *Store) removeLocked(o *Object) {
 		return
 	}
 	o.removed = true
+	s.memUsed -= int64(len(o.mem))
+	o.mem = nil
 	if s.objects[o.key] == o {
 		delete(s.objects, o.key)
 	}
@@ -290,4 +314,4 @@ func (s *Store) markFailed(d *drive, err error) {
 
 // Flush makes committed blocks durable and writes the index now. Tests and
 // shutdown use it; in service the flusher runs it periodically.
-func (s *Store) Flush() error { return s.flush() }
+func (s *Store) Flush() error { return s.flush(true) }
