@@ -42,7 +42,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer st.Close()
 
 	up := fetch.New(fetchOptions(cfg, nodeID))
-	flights := flight.NewGroup(ctx)
+	fillCtx, stopFills := context.WithCancel(context.Background())
+	flights := flight.NewGroup(fillCtx)
+	defer flights.Wait() // runs before st.Close: fills finish or release their blocks
+	defer stopFills()
 	handler := server.New(origin.NewResolver(originHosts(cfg)), st, flights, up, log)
 
 	content, err := listen(cfg.ListenAddr, "LISTEN_ADDR")

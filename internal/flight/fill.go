@@ -23,6 +23,7 @@ var errShortBody = errors.New("upstream body ended early")
 // committed is released (absent, unclaimed) and the followers are woken.
 func (f *Fill) run(src Source, body io.ReadCloser, start, end int64) {
 	g, obj := f.g, f.obj
+	defer g.running.Done()
 	defer g.activeFills.Add(-1)
 	defer f.cancel()
 	next := f.first // first block not yet committed
@@ -72,6 +73,9 @@ func (f *Fill) run(src Source, body io.ReadCloser, start, end int64) {
 	for i := f.first; ; i++ {
 		if i > f.last && !f.extend(i, end) {
 			return
+		}
+		if bs, _ := obj.BlockBounds(i); bs >= end {
+			return // upstream sent fewer bytes than asked: others fetch the rest
 		}
 		w, werr := obj.NewBlockWriter(wf, i)
 		if werr != nil {

@@ -42,6 +42,7 @@ type Group struct {
 	fills map[*store.Object]map[int64]*Fill // claimed, uncommitted blocks
 	calls map[string]*Call
 
+	running     sync.WaitGroup // fills in progress, for Wait
 	activeFills atomic.Int64
 	followers   atomic.Int64 // requests that joined a fill or a discovery they did not start
 }
@@ -146,8 +147,14 @@ func (g *Group) claimLocked(obj *store.Object, first, last int64) *Fill {
 	}
 	f.ctx, f.cancel = context.WithCancel(g.base)
 	g.activeFills.Add(1)
+	g.running.Add(1)
 	return f
 }
+
+// Wait blocks until no fill is in progress: at shutdown, after the base
+// context is cancelled, so that every fill has committed or released its
+// blocks before the store closes.
+func (g *Group) Wait() { g.running.Wait() }
 
 func (g *Group) tryClaimLocked(f *Fill, i int64) bool {
 	claims := g.fills[f.obj]

@@ -251,6 +251,7 @@ func TestRestartRefetchesDamagedBlocksOnly(t *testing.T) {
 	r.expect(r.get("/f"), 200, "", want)
 	path := r.store.Lookup(o.Addr + "/f").Path()
 	r.cache.Close()
+	r.flights.Wait() // the fill commits its last block after the client has it
 	if err := r.store.Close(); err != nil {
 		t.Fatal(err)
 	}
