@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"gatecache/internal/flight"
@@ -22,7 +23,7 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 	meta := obj.Meta()
 	hdr := w.Header()
 	for _, f := range meta.Header {
-		hdr.Add(f.Name, f.Value)
+		hdr[f.Name] = append(hdr[f.Name], f.Value) // stored names are canonical
 	}
 	if meta.ETag != "" {
 		hdr.Set("Etag", meta.ETag)
@@ -43,6 +44,18 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 			// Small objects from memory, through Write so that the
 			// header and body leave in one write.
 			hdr.Set("Cache-Status", status)
+			if plainGet(r) {
+				// The common case needs none of ServeContent's range
+				// and precondition work: answer it directly.
+				if meta.LastModified != "" {
+					hdr.Set("Last-Modified", meta.LastModified)
+				}
+				hdr.Set("Content-Length", strconv.Itoa(len(mem)))
+				w.WriteHeader(http.StatusOK)
+				n, _ := w.Write(mem)
+				h.counters.HitBytes.Add(int64(n))
+				return
+			}
 			cw := &countingWriter{ResponseWriter: w}
 			http.ServeContent(writerOnly{cw}, r, "", modtime, bytes.NewReader(mem))
 			h.counters.HitBytes.Add(cw.n)
@@ -124,6 +137,20 @@ func parseHTTPTime(v string) time.Time {
 		return time.Time{}
 	}
 	return t
+}
+
+// plainGet reports a GET with no Range and no precondition: its answer is
+// the whole object, status 200.
+func plainGet(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	for _, name := range []string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		if _, ok := r.Header[name]; ok {
+			return false
+		}
+	}
+	return true
 }
 
 // writerOnly hides a ResponseWriter's io.ReaderFrom.
