@@ -6,3 +6,5 @@ require (
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/sys v0.50.0
 )
+
+require golang.org/x/time v0.16.0 // indirect

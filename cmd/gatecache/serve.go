@@ -41,12 +41,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer st.Close()
 
-	up := fetch.New(fetchOptions(cfg, nodeID))
+	up := fetch.New(fetchOptions(cfg, nodeID, log))
 	fillCtx, stopFills := context.WithCancel(context.Background())
 	flights := flight.NewGroup(fillCtx)
 	defer flights.Wait() // runs before st.Close: fills finish or release their blocks
 	defer stopFills()
-	handler := server.New(origin.NewResolver(originHosts(cfg)), st, flights, up, log)
+	handler := server.New(server.Options{
+		Resolver: origin.NewResolver(originHosts(cfg)), Store: st, Flights: flights,
+		Upstream: up, Log: log, NodeID: nodeID,
+	})
 
 	content, err := listen(cfg.ListenAddr, "LISTEN_ADDR")
 	if err != nil {
@@ -59,7 +62,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	servers := []*http.Server{
 		{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)},
-		{Handler: statusMux(st, handler, flights, nodeID), ReadHeaderTimeout: 10 * time.Second},
+		{Handler: statusMux(st, handler, flights, up, nodeID), ReadHeaderTimeout: 10 * time.Second},
 	}
 	errc := make(chan error, 2)
 	for i, l := range []net.Listener{content, summary} {
@@ -119,8 +122,11 @@ func originHosts(cfg config.Config) []origin.Host {
 	return out
 }
 
-func fetchOptions(cfg config.Config, nodeID string) fetch.Options {
-	opts := fetch.Options{Parents: cfg.Upstreams, UserAgent: "gatecache/" + nodeID}
+func fetchOptions(cfg config.Config, nodeID string, log *slog.Logger) fetch.Options {
+	opts := fetch.Options{
+		Parents: cfg.Upstreams, FallbackDirect: cfg.FallbackDirect, MaxRate: cfg.UpstreamMaxRate,
+		NodeID: nodeID, UserAgent: "gatecache", Logger: log,
+	}
 	if p := cfg.Proxy; p != nil {
 		opts.Proxy = &url.URL{Scheme: "http", Host: p.Addr}
 		if p.User != "" {
@@ -162,7 +168,7 @@ func nodeIdentity(cfg config.Config, log *slog.Logger) (string, error) {
 
 // statusMux serves the summary port: health, readiness and a minimal
 // summary of the cache's lifetime figures.
-func statusMux(st *store.Store, h *server.Handler, flights *flight.Group, nodeID string) http.Handler {
+func statusMux(st *store.Store, h *server.Handler, flights *flight.Group, up *fetch.Client, nodeID string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -184,8 +190,9 @@ func statusMux(st *store.Store, h *server.Handler, flights *flight.Group, nodeID
 				"hitBytes": hit, "missBytes": miss, "egressBytes": hit + miss, "eggressBytes": hit + miss,
 				"hitRatioBytes": ratio, "requests": c.Requests.Load(),
 			},
-			"drives":  st.Stats(),
-			"flights": flights.Stats(),
+			"drives":    st.Stats(),
+			"flights":   flights.Stats(),
+			"upstreams": up.Stats(),
 		})
 	})
 	if os.Getenv("GATECACHE_PPROF") != "" {

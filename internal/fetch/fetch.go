@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,40 +19,67 @@ import (
 	"time"
 
 	"gatecache/internal/origin"
+
+	"golang.org/x/time/rate"
 )
 
 // Options configures a Client. Zero values take the stated defaults.
 type Options struct {
-	// Parents are parent caches ("host:port"), asked in order with
-	// GET http://parent/path?cacheHostOrigin=origin. Empty: fetch from origins.
+	// Parents are parent caches ("host:port"), tried in order with
+	// GET http://parent/path?cacheHostOrigin=origin; one that fails to
+	// connect or answers 5xx is skipped and retried later with backoff.
+	// Empty: fetch from origins.
 	Parents []string
-	// Proxy is the outbound forward proxy ("host:port"); its user info, if
-	// any, is sent as Proxy-Authorization. Plain-HTTP requests go to it in
-	// absolute form, HTTPS ones through CONNECT.
+	// FallbackDirect lets the node fetch from the origin itself when no
+	// parent answers.
+	FallbackDirect bool
+	// Proxy is the outbound forward proxy; its user info, if any, is sent
+	// as Proxy-Authorization. Plain-HTTP requests go to it in absolute
+	// form, HTTPS ones through CONNECT (Go's http.Transport does both).
 	Proxy *url.URL
 	// RootCAs verifies HTTPS origins; nil means the system roots
 	// (SSL_CERT_FILE is honoured by crypto/x509).
 	RootCAs *x509.CertPool
-	// ConnectTimeout bounds a TCP (and TLS) connect; default 10 s.
-	ConnectTimeout time.Duration
+	// ConnectTimeout bounds a TCP (and TLS) connect to an origin; default
+	// 10 s. ParentConnectTimeout bounds one to a parent; default 2 s, so
+	// that a client (which gives a cache 3 s) gets an answer even when
+	// its gateway's parent is gone.
+	ConnectTimeout       time.Duration
+	ParentConnectTimeout time.Duration
 	// HeaderTimeout bounds the wait for response headers; default 60 s.
 	HeaderTimeout time.Duration
 	// MaxRedirects bounds the redirects followed for one fetch; default 10.
 	MaxRedirects int
+	// MaxRate caps the bytes per second read from all upstreams together;
+	// 0 means unlimited.
+	MaxRate int64
+	// NodeID names this node in the Via field it adds (RFC 9110 §7.6.3),
+	// which parents use to detect loops.
+	NodeID string
 	// UserAgent is sent on every upstream request.
 	UserAgent string
+	// Logger receives parent state changes; default slog.Default().
+	Logger *slog.Logger
 }
 
 // Client sends upstream requests.
 type Client struct {
-	opts Options
-	hc   *http.Client
+	opts      Options
+	hc        *http.Client
+	parents   []*upstream
+	direct    *upstream
+	parentSet map[string]bool
+	limit     *rate.Limiter
+	via       string
 }
 
 // New returns a client.
 func New(opts Options) *Client {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 10 * time.Second
+	}
+	if opts.ParentConnectTimeout <= 0 {
+		opts.ParentConnectTimeout = 2 * time.Second
 	}
 	if opts.HeaderTimeout <= 0 {
 		opts.HeaderTimeout = 60 * time.Second
@@ -62,9 +90,31 @@ func New(opts Options) *Client {
 	if opts.UserAgent == "" {
 		opts.UserAgent = "gatecache"
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	c := &Client{opts: opts, direct: &upstream{name: "direct"}, parentSet: map[string]bool{}}
+	for _, p := range opts.Parents {
+		c.parents = append(c.parents, &upstream{name: p, parent: true})
+		c.parentSet[p] = true
+	}
+	if opts.MaxRate > 0 {
+		burst := int(min(max(opts.MaxRate/10, 16<<10), 1<<20))
+		c.limit = rate.NewLimiter(rate.Limit(opts.MaxRate), burst)
+	}
+	if opts.NodeID != "" {
+		c.via = "1.1 " + opts.NodeID + " (gatecache)"
+	}
 	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		DialContext:           dialer.DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if c.parentSet[addr] {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, opts.ParentConnectTimeout)
+				defer cancel()
+			}
+			return dialer.DialContext(ctx, network, addr)
+		},
 		TLSClientConfig:       &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   opts.ConnectTimeout,
 		ResponseHeaderTimeout: opts.HeaderTimeout,
@@ -81,7 +131,6 @@ func New(opts Options) *Client {
 	if opts.Proxy != nil {
 		tr.Proxy = http.ProxyURL(opts.Proxy)
 	}
-	c := &Client{opts: opts}
 	c.hc = &http.Client{Transport: tr, CheckRedirect: c.checkRedirect}
 	return c
 }
@@ -99,9 +148,41 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// URL is where a request for t goes: the first parent, or the origin.
-func (c *Client) URL(t origin.Target) string {
-	if len(c.opts.Parents) == 0 {
+// route lists where a request may go now, in order: the parents not in
+// backoff (or, when all are, the one to retry first), then the origin when
+// there is no parent or fallback is allowed.
+func (c *Client) route() []*upstream {
+	now := time.Now()
+	var out []*upstream
+	for _, p := range c.parents {
+		if p.usable(now) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 && len(c.parents) > 0 && !c.opts.FallbackDirect {
+		out = append(out, c.soonest())
+	}
+	if len(c.parents) == 0 || c.opts.FallbackDirect {
+		out = append(out, c.direct)
+	}
+	return out
+}
+
+func (c *Client) soonest() *upstream {
+	best, bestAt := c.parents[0], c.parents[0].nextTry()
+	for _, p := range c.parents[1:] {
+		if at := p.nextTry(); at.Before(bestAt) {
+			best, bestAt = p, at
+		}
+	}
+	return best
+}
+
+// URL is where a request for t goes through u: a parent is asked in the
+// form Delivery Optimization clients use, so that it may be gatecache or
+// any MCC-compatible cache; an origin gets its own URL.
+func (c *Client) URL(u *upstream, t origin.Target) string {
+	if !u.parent {
 		return t.URL()
 	}
 	q := t.Query
@@ -109,27 +190,51 @@ func (c *Client) URL(t origin.Target) string {
 		q += "&"
 	}
 	q += "cacheHostOrigin=" + url.QueryEscape(t.Host)
-	return "http://" + c.opts.Parents[0] + t.Path + "?" + q
+	return "http://" + u.name + t.Path + "?" + q
 }
 
-// Do sends method (GET or HEAD) for t with the given header fields. The
-// caller closes the response body.
+// Do sends method (GET or HEAD) for t with the given header fields to the
+// first upstream that answers. A parent that cannot be reached or answers
+// 5xx is marked down and the next one tried. The caller closes the body.
 func (c *Client) Do(ctx context.Context, method string, t origin.Target, h http.Header) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.URL(t), nil)
-	if err != nil {
-		return nil, err
+	var lastErr error
+	route := c.route()
+	for i, u := range route {
+		req, err := http.NewRequestWithContext(ctx, method, c.URL(u, t), nil)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		req.Header.Set("User-Agent", c.opts.UserAgent)
+		resp, err := c.send(u, req)
+		if err != nil {
+			lastErr = err
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		if u.parent && resp.StatusCode >= 500 {
+			u.fail(resp.Status, c.opts.Logger)
+		}
+		if u.parent && resp.StatusCode >= 500 && i < len(route)-1 {
+			Drain(resp.Body)
+			lastErr = &Error{URL: req.URL.Redacted(), Err: fmt.Errorf("parent answered %s", resp.Status)}
+			continue
+		}
+		return resp, nil
 	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	req.Header.Set("User-Agent", c.opts.UserAgent)
-	return c.send(req)
+	return nil, lastErr
 }
 
 // Forward sends a client's request (any method, its body included) for t
-// upstream, without hop-by-hop fields (RFC 9110 §7.6.1).
+// to the first usable upstream, without hop-by-hop fields (RFC 9110
+// §7.6.1). A body can be sent once, so there is no failover.
 func (c *Client) Forward(r *http.Request, t origin.Target) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, c.URL(t), r.Body)
+	u := c.route()[0]
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, c.URL(u, t), r.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -139,19 +244,46 @@ func (c *Client) Forward(r *http.Request, t origin.Target) (*http.Response, erro
 	if r.ContentLength == 0 {
 		req.Body = nil
 	}
-	return c.send(req)
+	return c.send(u, req)
 }
 
-func (c *Client) send(req *http.Request) (*http.Response, error) {
+// send does one request through u, adds this node to Via, meters the body
+// and keeps u's state.
+func (c *Client) send(u *upstream, req *http.Request) (*http.Response, error) {
+	if c.via != "" {
+		if prev := req.Header.Values("Via"); len(prev) > 0 {
+			req.Header.Set("Via", strings.Join(prev, ", ")+", "+c.via)
+		} else {
+			req.Header.Set("Via", c.via)
+		}
+	}
+	u.requests.Add(1)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
+		if req.Context().Err() == nil {
+			u.fail(err.Error(), c.opts.Logger)
+		}
 		return nil, &Error{URL: req.URL.Redacted(), Err: err}
 	}
+	if u.parent && resp.StatusCode < 500 {
+		u.ok(c.opts.Logger)
+	}
+	resp.Body = &meteredBody{ReadCloser: resp.Body, ctx: req.Context(), u: u, limit: c.limit}
 	return resp, nil
+}
+
+// Stats returns the state of every upstream: the parents, then "direct".
+func (c *Client) Stats() []UpstreamStats {
+	now := time.Now()
+	out := make([]UpstreamStats, 0, len(c.parents)+1)
+	for _, p := range c.parents {
+		out = append(out, p.stats(now))
+	}
+	return append(out, c.direct.stats(now))
 }
 
 // Error is an upstream transport failure (connect, TLS, timeout, reset).

@@ -42,7 +42,7 @@ func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Targ
 	}
 	defer finish(nil, errNotStored) // also on panic (client gone mid-copy)
 
-	reqHdr := http.Header{}
+	reqHdr := upstreamHeader(r)
 	rangeHdr, rangeStart := discoveryRange(r, h.store.BlockSize())
 	if rangeHdr != "" {
 		reqHdr.Set("Range", rangeHdr)
@@ -177,7 +177,7 @@ func keptFields(h http.Header) []store.Field {
 
 // passThrough fetches the client's request upstream without storing it.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, t origin.Target) {
-	hdr := http.Header{}
+	hdr := upstreamHeader(r)
 	for _, name := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since"} {
 		if v := r.Header.Get(name); v != "" {
 			hdr.Set(name, v)
@@ -216,10 +216,14 @@ type upstreamSource struct {
 	up   Upstream
 	t    origin.Target
 	meta store.Meta
+	via  []string // Via of the request that made the source
 }
 
 func (s *upstreamSource) Open(ctx context.Context, off, want int64) (io.ReadCloser, int64, int64, error) {
 	hdr := http.Header{}
+	if len(s.via) > 0 {
+		hdr["Via"] = s.via
+	}
 	hdr.Set("Range", fmt.Sprintf("bytes=%d-%d", off, want-1))
 	if s.meta.ETag != "" && !strings.HasPrefix(s.meta.ETag, "W/") {
 		hdr.Set("If-Range", s.meta.ETag)

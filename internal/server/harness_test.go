@@ -20,6 +20,8 @@ import (
 	"gatecache/internal/store"
 )
 
+const testNodeID = "00000000-0000-4000-8000-0000000000aa"
+
 // testBlock is small so that tests cross many block boundaries cheaply.
 const testBlock = 64 << 10
 
@@ -70,7 +72,10 @@ func newRigFor(t *testing.T, o *origintest.Origin, dir string, opts ...rigOption
 	ctx, cancel := context.WithCancel(context.Background())
 	flights := flight.NewGroup(ctx)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := New(origin.NewResolver(cfg.hosts), st, flights, fetch.New(fetch.Options{}), log)
+	h := New(Options{
+		Resolver: origin.NewResolver(cfg.hosts), Store: st, Flights: flights,
+		Upstream: fetch.New(fetch.Options{NodeID: testNodeID, Logger: log}), Log: log, NodeID: testNodeID,
+	})
 	srv := httptest.NewServer(h)
 	r := &rig{t: t, origin: o, store: st, specs: specs, flights: flights, handler: h, cache: srv}
 	// No keep-alive: Go's client silently retries an idempotent request

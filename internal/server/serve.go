@@ -85,7 +85,7 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 	if any {
 		_, limit = obj.BlockBounds(last)
 	}
-	src := &upstreamSource{up: h.upstream, t: t, meta: meta}
+	src := &upstreamSource{up: h.upstream, t: t, meta: meta, via: r.Header.Values("Via")}
 	rd := h.flights.NewReader(r.Context(), obj, src, limit, seeded)
 	http.ServeContent(w, r, "", modtime, rd)
 	rd.Close()

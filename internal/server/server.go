@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,18 @@ type Upstream interface {
 	Forward(r *http.Request, t origin.Target) (*http.Response, error)
 }
 
+// Options are the parts a Handler ties together.
+type Options struct {
+	Resolver *origin.Resolver
+	Store    *store.Store
+	Flights  *flight.Group
+	Upstream Upstream
+	Log      *slog.Logger // default slog.Default()
+	// NodeID is this node's identity in Via fields: a request whose Via
+	// names it has looped back here (RFC 9110 §7.6.3) and gets 508.
+	NodeID string
+}
+
 // Handler serves the content port.
 type Handler struct {
 	resolver *origin.Resolver
@@ -31,6 +44,7 @@ type Handler struct {
 	flights  *flight.Group
 	upstream Upstream
 	log      *slog.Logger
+	nodeID   string
 
 	counters Counters
 }
@@ -43,11 +57,11 @@ type Counters struct {
 }
 
 // New returns a content handler.
-func New(resolver *origin.Resolver, st *store.Store, flights *flight.Group, up Upstream, log *slog.Logger) *Handler {
-	if log == nil {
-		log = slog.Default()
+func New(o Options) *Handler {
+	if o.Log == nil {
+		o.Log = slog.Default()
 	}
-	return &Handler{resolver: resolver, store: st, flights: flights, upstream: up, log: log}
+	return &Handler{resolver: o.Resolver, store: o.Store, flights: o.Flights, upstream: o.Upstream, log: o.Log, nodeID: o.NodeID}
 }
 
 // Counters returns the handler's counters.
@@ -72,6 +86,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// may keep.
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "CONNECT is not supported: gatecache is a cache, not a tunnel", http.StatusMethodNotAllowed)
+		return
+	}
+	if h.looped(r) {
+		http.Error(w, "loop detected: this request already passed through gatecache node "+h.nodeID+
+			" (check UPSTREAM_HOST on the gateways in its Via header)", http.StatusLoopDetected)
 		return
 	}
 	t, err := h.resolver.Resolve(r)
@@ -119,6 +138,29 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	case err != nil:
 		h.upstreamFailed(w, t, err)
 	}
+}
+
+// looped reports whether the request's Via names this node.
+func (h *Handler) looped(r *http.Request) bool {
+	if h.nodeID == "" {
+		return false
+	}
+	for _, v := range r.Header.Values("Via") {
+		if strings.Contains(v, h.nodeID) {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamHeader starts the header of a request this node sends upstream on
+// behalf of r: the Via chain so far, to which fetch adds this node.
+func upstreamHeader(r *http.Request) http.Header {
+	h := http.Header{}
+	if via := r.Header.Values("Via"); len(via) > 0 {
+		h["Via"] = via
+	}
+	return h
 }
 
 // forward sends a request with another method upstream uncached and, when it

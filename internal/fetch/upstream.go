@@ -1,0 +1,117 @@
+package fetch
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// upstream is one place requests go: a parent cache, or "direct" (the
+// origins themselves). Parents that fail are skipped until their backoff
+// ends, so that a dead parent costs a client one connect timeout at most.
+type upstream struct {
+	name   string // parent "host:port", or "direct"
+	parent bool
+
+	requests atomic.Int64
+	failures atomic.Int64
+	bytes    atomic.Int64
+
+	mu       sync.Mutex
+	failed   int // consecutive failures
+	retryAt  time.Time
+	lastErr  string
+	downLogd bool
+}
+
+const (
+	minBackoff = time.Second
+	maxBackoff = time.Minute
+)
+
+// usable reports whether the upstream may be tried now.
+func (u *upstream) usable(now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.failed == 0 || !now.Before(u.retryAt)
+}
+
+func (u *upstream) nextTry() time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.retryAt
+}
+
+// fail records a failure and backs off exponentially.
+func (u *upstream) fail(err string, log *slog.Logger) {
+	u.failures.Add(1)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.failed++
+	backoff := min(minBackoff<<min(u.failed-1, 10), maxBackoff)
+	u.retryAt = time.Now().Add(backoff)
+	u.lastErr = err
+	if u.parent && !u.downLogd {
+		u.downLogd = true
+		log.Warn("parent cache unavailable: trying the next upstream", "parent", u.name, "err", err, "retry_in", backoff)
+	}
+}
+
+// ok records a success.
+func (u *upstream) ok(log *slog.Logger) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.downLogd {
+		log.Info("parent cache answers again", "parent", u.name)
+	}
+	u.failed, u.downLogd, u.lastErr = 0, false, ""
+}
+
+// UpstreamStats describes one upstream for the summary and metrics.
+type UpstreamStats struct {
+	Name      string // parent "host:port", or "direct"
+	Parent    bool
+	Requests  int64
+	Failures  int64
+	Bytes     int64 // body bytes received
+	Down      bool  // in backoff after failures
+	LastError string
+}
+
+func (u *upstream) stats(now time.Time) UpstreamStats {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return UpstreamStats{
+		Name: u.name, Parent: u.parent, Requests: u.requests.Load(), Failures: u.failures.Load(),
+		Bytes: u.bytes.Load(), Down: u.failed > 0 && now.Before(u.retryAt), LastError: u.lastErr,
+	}
+}
+
+// meteredBody counts the bytes of an upstream body and, when a cap is set,
+// paces them: every node's pulls share one token bucket, so a rollout does
+// not saturate the uplink. Hits never pass through here.
+type meteredBody struct {
+	io.ReadCloser
+	ctx   context.Context
+	u     *upstream
+	limit *rate.Limiter
+}
+
+func (b *meteredBody) Read(p []byte) (int, error) {
+	if b.limit != nil && len(p) > b.limit.Burst() {
+		p = p[:b.limit.Burst()]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.u.bytes.Add(int64(n))
+	if b.limit != nil && n > 0 {
+		if werr := b.limit.WaitN(b.ctx, n); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return n, err
+}
