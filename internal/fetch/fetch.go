@@ -269,6 +269,14 @@ func (c *Client) send(u *upstream, req *http.Request) (*http.Response, error) {
 		}
 		return nil, &Error{URL: req.URL.Redacted(), Err: err}
 	}
+	if resp.StatusCode == http.StatusProxyAuthRequired && c.opts.Proxy != nil {
+		// Our outbound proxy refused us: a configuration fault of this
+		// node, never content for the client.
+		Drain(resp.Body)
+		err := errors.New("outbound proxy answered 407: check the credentials in UPSTREAM_PROXY")
+		u.fail(err.Error(), c.opts.Logger)
+		return nil, &Error{URL: req.URL.Redacted(), Err: err}
+	}
 	if u.parent && resp.StatusCode < 500 {
 		u.ok(c.opts.Logger)
 	}
