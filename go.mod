@@ -8,3 +8,5 @@ require (
 )
 
 require golang.org/x/time v0.16.0
+
+require github.com/prometheus/client_golang v1.25.0 // indirect

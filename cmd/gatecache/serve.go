@@ -19,6 +19,7 @@ import (
 	"gatecache/internal/config"
 	"gatecache/internal/fetch"
 	"gatecache/internal/flight"
+	"gatecache/internal/freshness"
 	"gatecache/internal/origin"
 	"gatecache/internal/server"
 	"gatecache/internal/store"
@@ -46,9 +47,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	flights := flight.NewGroup(fillCtx)
 	defer flights.Wait() // runs before st.Close: fills finish or release their blocks
 	defer stopFills()
+	policy := freshness.DefaultPolicy()
+	policy.IndexMaxAge = cfg.IndexMaxAge
+	if cfg.IndexPatterns != nil {
+		policy.IndexPatterns = cfg.IndexPatterns
+	}
+	if cfg.PayloadPatterns != nil {
+		policy.PayloadPatterns = cfg.PayloadPatterns
+	}
+	negative := cfg.NegativeMaxAge
+	if negative == 0 {
+		negative = -1 // NEGATIVE_MAX_AGE=0 disables
+	}
 	handler := server.New(server.Options{
 		Resolver: origin.NewResolver(originHosts(cfg)), Store: st, Flights: flights,
 		Upstream: up, Log: log, NodeID: nodeID,
+		Freshness: &policy, MaxStale: cfg.MaxStale, NegativeTTL: negative,
 	})
 
 	content, err := listen(cfg.ListenAddr, "LISTEN_ADDR")

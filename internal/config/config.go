@@ -17,7 +17,8 @@
 //	UPSTREAM_PROXY,
 //	for N = 1..999: CACHEABLE_CUSTOM_N_HOST, _CANONICAL, _KEEP_QUERY,
 //	IS_SUMMARY_PUBLIC, IS_SUMMARY_ACCESS_UNRESTRICTED, SUMMARY_API_KEY,
-//	UPSTREAM_MAX_RATE, MAX_STALE, LOG_FORMAT.
+//	UPSTREAM_MAX_RATE, MAX_STALE, INDEX_MAX_AGE, NEGATIVE_MAX_AGE,
+//	INDEX_PATTERNS, PAYLOAD_PATTERNS, LOG_FORMAT.
 package config
 
 import (
@@ -80,6 +81,19 @@ type Config struct {
 	// "unlimited". Default -1, meaning unlimited.
 	MaxStale time.Duration
 
+	// IndexMaxAge is INDEX_MAX_AGE: how long a repository index without
+	// freshness of its own counts as fresh (a Go duration or seconds);
+	// default 10 s. NegativeMaxAge is NEGATIVE_MAX_AGE: how long a 404 or
+	// 410 from upstream is remembered; default 30 s, 0 disables.
+	IndexMaxAge    time.Duration
+	NegativeMaxAge time.Duration
+	// IndexPatterns and PayloadPatterns are INDEX_PATTERNS and
+	// PAYLOAD_PATTERNS: comma-separated shell patterns of file names that
+	// replace the built-in lists of repository indexes (revalidated) and
+	// content-addressed payloads (kept until evicted); nil: built-in.
+	IndexPatterns   []string
+	PayloadPatterns []string
+
 	LogFormat string // LOG_FORMAT, "text" (default) or "json"
 	BlockSize int64  // not from env in this version; 1 MiB
 
@@ -139,16 +153,18 @@ func (e *Error) Error() string {
 func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	r := reader{lookup: lookup}
 	c := Config{
-		ListenAddr:  ":8081",
-		SummaryAddr: ":5001",
-		CacheRoot:   "./gatecache-data",
-		MaxStale:    -1,
-		LogFormat:   "text",
-		BlockSize:   defaultBlockSize,
+		ListenAddr:     ":8081",
+		SummaryAddr:    ":5001",
+		CacheRoot:      "./gatecache-data",
+		MaxStale:       -1,
+		IndexMaxAge:    10 * time.Second,
+		NegativeMaxAge: 30 * time.Second,
+		LogFormat:      "text",
+		BlockSize:      defaultBlockSize,
 	}
 	steps := []func(*Config) error{
 		r.listeners, r.cacheRoot, r.identity, r.drives, r.upstreams,
-		r.proxy, r.customHosts, r.summary, r.rate, r.stale, r.logFormat,
+		r.proxy, r.customHosts, r.summary, r.rate, r.stale, r.freshness, r.logFormat,
 	}
 	for _, step := range steps {
 		if err := step(&c); err != nil {

@@ -38,6 +38,9 @@ func TestDefaults(t *testing.T) {
 		MaxStale:    -1,
 		LogFormat:   "text",
 		BlockSize:   1 << 20,
+
+		IndexMaxAge:    10 * time.Second,
+		NegativeMaxAge: 30 * time.Second,
 	}
 	if got := mustFromEnv(t, nil); !reflect.DeepEqual(got, want) {
 		t.Errorf("FromEnv(empty) =\n%+v\nwant\n%+v", got, want)
@@ -330,6 +333,28 @@ func TestLogAttrsRedacts(t *testing.T) {
 	for _, want := range []string{`"customer_key":""`, `"proxy":"none"`, `"max_stale":"unlimited"`, `"custom_hosts":"none"`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("default log output lacks %s:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestFreshnessVariables(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{
+		"INDEX_MAX_AGE": "1m", "NEGATIVE_MAX_AGE": "0", "INDEX_PATTERNS": "InRelease, Packages*", "PAYLOAD_PATTERNS": "*.deb",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IndexMaxAge != time.Minute || c.NegativeMaxAge != 0 || len(c.IndexPatterns) != 2 || c.IndexPatterns[1] != "Packages*" || c.PayloadPatterns[0] != "*.deb" {
+		t.Fatalf("got %v %v %q %q", c.IndexMaxAge, c.NegativeMaxAge, c.IndexPatterns, c.PayloadPatterns)
+	}
+	if d := Default(); d.IndexMaxAge != 10*time.Second || d.NegativeMaxAge != 30*time.Second || d.IndexPatterns != nil {
+		t.Fatalf("defaults %v %v %q", d.IndexMaxAge, d.NegativeMaxAge, d.IndexPatterns)
+	}
+	for name, v := range map[string]string{"INDEX_MAX_AGE": "soon", "NEGATIVE_MAX_AGE": "-5s", "INDEX_PATTERNS": "a/b", "PAYLOAD_PATTERNS": "[x"} {
+		_, err := FromEnv(env(map[string]string{name: v}))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Var != name {
+			t.Errorf("%s=%q: err %v, want an error naming %s", name, v, err, name)
 		}
 	}
 }

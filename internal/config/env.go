@@ -2,9 +2,11 @@ package config
 
 import (
 	"fmt"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // reader wraps the lookup function; its methods are FromEnv's steps, one
@@ -275,6 +277,40 @@ func (r reader) stale(c *Config) error {
 		return &Error{"MAX_STALE", v, "a duration like 72h or 30m, a number of seconds, or unlimited"}
 	}
 	c.MaxStale = d
+	return nil
+}
+
+func (r reader) freshness(c *Config) error {
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"INDEX_MAX_AGE", &c.IndexMaxAge}, {"NEGATIVE_MAX_AGE", &c.NegativeMaxAge}} {
+		v, ok := r.get(d.name)
+		if !ok {
+			continue
+		}
+		dur, valid := parseMaxStale(v)
+		if !valid || dur < 0 {
+			return &Error{d.name, v, "a duration like 30s or 5m, or a number of seconds"}
+		}
+		*d.dst = dur
+	}
+	for _, l := range []struct {
+		name string
+		dst  *[]string
+	}{{"INDEX_PATTERNS", &c.IndexPatterns}, {"PAYLOAD_PATTERNS", &c.PayloadPatterns}} {
+		v, ok := r.get(l.name)
+		if !ok {
+			continue
+		}
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			if _, err := path.Match(p, ""); err != nil || p == "" || strings.Contains(p, "/") {
+				return &Error{l.name, v, "comma-separated file-name patterns like *.deb,Packages*"}
+			}
+			*l.dst = append(*l.dst, p)
+		}
+	}
 	return nil
 }
 

@@ -26,22 +26,21 @@ var errNotStored = errors.New("response not stored")
 // never are.
 var storedFields = []string{
 	"Content-Type", "Content-Encoding", "Content-Disposition", "Content-Language",
-	"Cache-Control", "Expires", "Date", "X-Content-Type-Options",
+	"Cache-Control", "Expires", "Date", "Age", "X-Content-Type-Options",
 }
 
 // discover asks upstream for an unknown key. A storable answer creates the
 // object and its body seeds the first fill, which this request and every
 // request that joined the call then read: one upstream request for all.
 func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Target, call *flight.Call) {
-	finished := false
-	finish := func(obj *store.Object, err error) {
-		if !finished {
-			finished = true
-			h.flights.Finish(t.Key, call, obj, err)
-		}
-	}
+	finish := h.finisher(t.Key, call)
 	defer finish(nil, errNotStored) // also on panic (client gone mid-copy)
 
+	if h.negative.has(t.Key) {
+		w.Header().Set("Cache-Status", statusNegative)
+		http.Error(w, "not found upstream (remembered briefly)", http.StatusNotFound)
+		return
+	}
 	reqHdr := upstreamHeader(r)
 	rangeHdr, rangeStart := discoveryRange(r, h.store.BlockSize())
 	if rangeHdr != "" {
@@ -56,12 +55,37 @@ func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Targ
 		h.upstreamFailed(w, t, err)
 		return
 	}
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
+		h.negative.add(t.Key)
+	}
+	h.storeAndServe(w, r, t, resp, rangeHdr, rangeStart, finish, statusMiss)
+}
+
+// finisher returns a function that ends call once, with the first outcome
+// given to it.
+func (h *Handler) finisher(key string, call *flight.Call) func(*store.Object, error) {
+	finished := false
+	return func(obj *store.Object, err error) {
+		if !finished {
+			finished = true
+			h.flights.Finish(key, call, obj, err)
+		}
+	}
+}
+
+// storeAndServe stores a fresh upstream response as a new object (replacing
+// any stored version) and serves it while its body fills the blocks, or
+// passes it through when it may not be stored. rangeHdr is the Range this
+// node sent (its answer covers whole blocks from rangeStart).
+func (h *Handler) storeAndServe(w http.ResponseWriter, r *http.Request, t origin.Target, resp *http.Response,
+	rangeHdr string, rangeStart int64, finish func(*store.Object, error), status string) {
 	start, end, size, ok := bodyExtent(resp, rangeStart, rangeHdr != "")
 	meta := store.Meta{
 		Size: size, ETag: resp.Header.Get("Etag"), LastModified: resp.Header.Get("Last-Modified"),
 		Header: keptFields(resp.Header), StoredAt: time.Now(),
 	}
 	var obj *store.Object
+	var err error
 	if ok && storable(r, resp) {
 		obj, err = h.store.Create(t.Key, meta)
 		if err != nil && !errors.Is(err, store.ErrTooLarge) {
@@ -70,9 +94,9 @@ func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Targ
 	}
 	if obj == nil {
 		finish(nil, errNotStored)
-		if r.Header.Get("Range") != "" {
-			// We asked for whole blocks, not the client's range: ask
-			// again with the client's own request.
+		if rangeHdr != "" || (r.Header.Get("Range") != "" && resp.StatusCode == http.StatusOK) {
+			// The answer is not the client's range: ask again with
+			// the client's own request.
 			fetch.Drain(resp.Body)
 			h.passThrough(w, r, t)
 			return
@@ -90,7 +114,7 @@ func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Targ
 		fetch.Drain(resp.Body)
 	}
 	finish(obj, nil)
-	h.serveObject(w, r, t, obj, seeded, statusMiss)
+	h.serveObject(w, r, t, obj, seeded, status, 0)
 }
 
 // discoveryRange is the upstream Range of a discovery: the blocks holding

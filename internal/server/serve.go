@@ -14,16 +14,23 @@ import (
 	"gatecache/internal/store"
 )
 
-// serveObject answers from a stored object. http.ServeContent does the
+// serveObject answers from a stored object whose current age is age. http.ServeContent does the
 // Range, If-Range and conditional logic (RFC 9110 §13, §14); the body comes
 // straight from the data file (sendfile) when every block the response needs
 // is present and verified, else through a flight.Reader that fetches what is
 // missing. seeded is the fill of the response that discovered the object.
-func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.Target, obj *store.Object, seeded *flight.Fill, status string) {
+func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.Target, obj *store.Object, seeded *flight.Fill, status string, age time.Duration) {
 	meta := obj.Meta()
 	hdr := w.Header()
 	for _, f := range meta.Header {
 		hdr[f.Name] = append(hdr[f.Name], f.Value) // stored names are canonical
+	}
+	if age > 0 {
+		// RFC 9111 §5.1: the time since the response was generated or
+		// validated upstream, replacing the Age it was stored with.
+		hdr["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
+	} else {
+		delete(hdr, "Age")
 	}
 	if meta.ETag != "" {
 		hdr.Set("Etag", meta.ETag)

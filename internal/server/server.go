@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"errors"
+	"gatecache/internal/freshness"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -35,6 +36,15 @@ type Options struct {
 	// NodeID is this node's identity in Via fields: a request whose Via
 	// names it has looped back here (RFC 9110 §7.6.3) and gets 508.
 	NodeID string
+	// Freshness decides how long stored responses are served without
+	// asking upstream; zero value: freshness.DefaultPolicy().
+	Freshness *freshness.Policy
+	// MaxStale is how long past its freshness a stored response may be
+	// served when upstream fails; negative means without limit.
+	MaxStale time.Duration
+	// NegativeTTL is how long a 404 or 410 from upstream is remembered;
+	// default 30 s, negative disables.
+	NegativeTTL time.Duration
 }
 
 // Handler serves the content port.
@@ -45,6 +55,9 @@ type Handler struct {
 	upstream Upstream
 	log      *slog.Logger
 	nodeID   string
+	policy   freshness.Policy
+	maxStale time.Duration
+	negative *negativeCache
 
 	counters Counters
 }
@@ -61,7 +74,17 @@ func New(o Options) *Handler {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &Handler{resolver: o.Resolver, store: o.Store, flights: o.Flights, upstream: o.Upstream, log: o.Log, nodeID: o.NodeID}
+	policy := freshness.DefaultPolicy()
+	if o.Freshness != nil {
+		policy = *o.Freshness
+	}
+	if o.NegativeTTL == 0 {
+		o.NegativeTTL = 30 * time.Second
+	}
+	return &Handler{
+		resolver: o.Resolver, store: o.Store, flights: o.Flights, upstream: o.Upstream, log: o.Log,
+		nodeID: o.NodeID, policy: policy, maxStale: o.MaxStale, negative: newNegativeCache(o.NegativeTTL),
+	}
 }
 
 // Counters returns the handler's counters.
@@ -75,6 +98,10 @@ const (
 	statusPartial   = "gatecache; fwd=partial; stored"
 	statusNotStored = "gatecache; fwd=miss"
 	statusMethod    = "gatecache; fwd=method"
+	statusNegative  = "gatecache; hit; detail=negative"
+	statusStale     = "gatecache; fwd=stale; detail=upstream-unavailable"
+	statusRefreshed = "gatecache; fwd=stale; fwd-status=304"
+	statusReplaced  = "gatecache; fwd=stale; fwd-status=200; stored"
 )
 
 // ServeHTTP implements http.Handler.
@@ -120,7 +147,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // upstream when the key is unknown.
 func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.Target) {
 	if obj := h.store.Lookup(t.Key); obj != nil {
-		h.serveObject(w, r, t, obj, nil, "")
+		if age, fresh := h.fresh(r, t, obj); fresh {
+			h.serveObject(w, r, t, obj, nil, "", age)
+		} else {
+			h.revalidate(w, r, t, obj, age)
+		}
+		return
+	}
+	if freshness.OnlyIfCached(r) {
+		http.Error(w, "not cached (only-if-cached)", http.StatusGatewayTimeout)
 		return
 	}
 	call, leader := h.flights.Join(t.Key)
@@ -131,7 +166,7 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	obj, err := call.Wait(r.Context())
 	switch {
 	case obj != nil:
-		h.serveObject(w, r, t, obj, nil, statusCollapsed)
+		h.serveObject(w, r, t, obj, nil, statusCollapsed, 0)
 	case errors.Is(err, errNotStored):
 		// The leader's answer may not be shared: ask for our own.
 		h.passThrough(w, r, t)

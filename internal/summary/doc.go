@@ -1,0 +1,22 @@
+// Package summary is the operator's view of one gatecache node, served on
+// the summary port (SUMMARY_ADDR, default :5001):
+//
+//	GET /summary   JSON report, recomputed every Period (15 s); ?history=1 adds the last hour
+//	GET /metrics   Prometheus text, read live from the Recorder and Sources at scrape time
+//	GET /          self-contained dashboard (no asset from the internet)
+//	GET /healthz   200 "ok", always open
+//	GET /readyz    200 "ok", always open
+//
+// Access to /summary, /metrics and / follows DESIGN §2.5: with
+// Access.Unrestricted anyone; otherwise loopback clients always, and any
+// other client that sends Access.APIKey in X-Api-Key or ?apiKey=. Public
+// only changes how a remote client without the key is refused (401 "send a
+// key" rather than 403 "loopback only"). An empty APIKey matches nothing, so
+// Public without a key lets in loopback clients only; Access.Warning says so
+// for the startup log.
+//
+// The package imports no other gatecache package: the node adapts its
+// store, fetch and flight statistics into Drive, Upstream and Fills through
+// the Sources interface, and its content handler calls Recorder.Record once
+// per response. summary.md documents the JSON for the README.
+package summary
