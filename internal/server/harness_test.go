@@ -15,6 +15,7 @@ import (
 
 	"gatecache/internal/fetch"
 	"gatecache/internal/flight"
+	"gatecache/internal/freshness"
 	"gatecache/internal/origin"
 	"gatecache/internal/origintest"
 	"gatecache/internal/store"
@@ -40,9 +41,15 @@ type rig struct {
 type rigOption func(*rigConfig)
 
 type rigConfig struct {
-	budget int64
-	hosts  []origin.Host
+	budget   int64
+	hosts    []origin.Host
+	policy   *freshness.Policy
+	maxStale time.Duration
 }
+
+func withPolicy(p freshness.Policy) rigOption { return func(c *rigConfig) { c.policy = &p } }
+
+func withMaxStale(d time.Duration) rigOption { return func(c *rigConfig) { c.maxStale = d } }
 
 func withBudget(b int64) rigOption { return func(c *rigConfig) { c.budget = b } }
 
@@ -58,7 +65,7 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 
 func newRigFor(t *testing.T, o *origintest.Origin, dir string, opts ...rigOption) *rig {
 	t.Helper()
-	cfg := rigConfig{budget: 1 << 30}
+	cfg := rigConfig{budget: 1 << 30, maxStale: -1}
 	host, port := splitAddr(o.Addr)
 	cfg.hosts = []origin.Host{{Name: host, Port: port, Var: "CACHEABLE_CUSTOM_1_HOST"}}
 	for _, opt := range opts {
@@ -75,6 +82,7 @@ func newRigFor(t *testing.T, o *origintest.Origin, dir string, opts ...rigOption
 	h := New(Options{
 		Resolver: origin.NewResolver(cfg.hosts), Store: st, Flights: flights,
 		Upstream: fetch.New(fetch.Options{NodeID: testNodeID, Logger: log}), Log: log, NodeID: testNodeID,
+		Freshness: cfg.policy, MaxStale: cfg.maxStale,
 	})
 	srv := httptest.NewServer(h)
 	r := &rig{t: t, origin: o, store: st, specs: specs, flights: flights, handler: h, cache: srv}
