@@ -227,6 +227,7 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, status string) {
 	hdr.Set("Cache-Status", status)
 	w.WriteHeader(resp.StatusCode)
 	n, err := io.Copy(w, resp.Body)
+	addMiss(w, n)
 	bodyless := resp.Request != nil && resp.Request.Method == http.MethodHead
 	if err != nil || (!bodyless && resp.ContentLength >= 0 && n != resp.ContentLength) {
 		panic(http.ErrAbortHandler)

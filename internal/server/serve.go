@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -59,21 +58,16 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 				}
 				hdr.Set("Content-Length", strconv.Itoa(len(mem)))
 				w.WriteHeader(http.StatusOK)
-				n, _ := w.Write(mem)
-				h.counters.HitBytes.Add(int64(n))
+				w.Write(mem)
 				return
 			}
-			cw := &countingWriter{ResponseWriter: w}
-			http.ServeContent(writerOnly{cw}, r, "", modtime, bytes.NewReader(mem))
-			h.counters.HitBytes.Add(cw.n)
+			http.ServeContent(writerOnly{w}, r, "", modtime, bytes.NewReader(mem))
 			return
 		}
 		if f, err := obj.Open(); err == nil {
 			hdr.Set("Cache-Status", status)
-			cw := &countingWriter{ResponseWriter: w}
-			http.ServeContent(cw, r, "", modtime, f)
+			http.ServeContent(w, r, "", modtime, f)
 			f.Close()
-			h.counters.HitBytes.Add(cw.n)
 			return
 		}
 	}
@@ -96,8 +90,7 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 	rd := h.flights.NewReader(r.Context(), obj, src, limit, seeded)
 	http.ServeContent(w, r, "", modtime, rd)
 	rd.Close()
-	h.counters.HitBytes.Add(rd.HitBytes())
-	h.counters.MissBytes.Add(rd.MissBytes())
+	addMiss(w, rd.MissBytes())
 	if err := rd.Err(); err != nil {
 		if errors.Is(err, flight.ErrChanged) {
 			// A new version upstream: forget this one so the next
@@ -158,26 +151,4 @@ func plainGet(r *http.Request) bool {
 		}
 	}
 	return true
-}
-
-// writerOnly hides a ResponseWriter's io.ReaderFrom.
-type writerOnly struct{ http.ResponseWriter }
-
-// countingWriter counts body bytes while keeping the ResponseWriter's
-// io.ReaderFrom, so that sendfile still applies.
-type countingWriter struct {
-	http.ResponseWriter
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.ResponseWriter.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingWriter) ReadFrom(src io.Reader) (int64, error) {
-	n, err := c.ResponseWriter.(io.ReaderFrom).ReadFrom(src)
-	c.n += n
-	return n, err
 }

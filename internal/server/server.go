@@ -45,19 +45,31 @@ type Options struct {
 	// NegativeTTL is how long a 404 or 410 from upstream is remembered;
 	// default 30 s, negative disables.
 	NegativeTTL time.Duration
+	// Recorder receives the content bytes of every response, by origin
+	// alias; nil: not recorded.
+	Recorder Recorder
+	// AccessLog writes one log line per request.
+	AccessLog bool
+}
+
+// Recorder counts served bytes per canonical origin (summary.Recorder).
+type Recorder interface {
+	Record(alias string, hit, miss int64)
 }
 
 // Handler serves the content port.
 type Handler struct {
-	resolver *origin.Resolver
-	store    *store.Store
-	flights  *flight.Group
-	upstream Upstream
-	log      *slog.Logger
-	nodeID   string
-	policy   freshness.Policy
-	maxStale time.Duration
-	negative *negativeCache
+	resolver  *origin.Resolver
+	store     *store.Store
+	flights   *flight.Group
+	upstream  Upstream
+	log       *slog.Logger
+	nodeID    string
+	policy    freshness.Policy
+	maxStale  time.Duration
+	negative  *negativeCache
+	recorder  Recorder
+	accessLog bool
 
 	counters Counters
 }
@@ -84,6 +96,7 @@ func New(o Options) *Handler {
 	return &Handler{
 		resolver: o.Resolver, store: o.Store, flights: o.Flights, upstream: o.Upstream, log: o.Log,
 		nodeID: o.NodeID, policy: policy, maxStale: o.MaxStale, negative: newNegativeCache(o.NegativeTTL),
+		recorder: o.Recorder, accessLog: o.AccessLog,
 	}
 }
 
@@ -105,9 +118,11 @@ const (
 )
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	h.counters.Requests.Add(1)
-	start := time.Now()
+	w := &meter{ResponseWriter: rw}
+	alias := ""
+	defer func(start time.Time) { h.done(w, r, alias, start) }(time.Now()) // also when a response is aborted
 	if r.Method == http.MethodConnect {
 		// Never a tunnel: the cache only ever serves HTTP content it
 		// may keep.
@@ -134,13 +149,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	alias = t.Alias
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		h.serveCached(w, r, t)
 	default:
 		h.forward(w, r, t)
 	}
-	h.log.Debug("request", "method", r.Method, "key", t.Key, "dur", time.Since(start))
 }
 
 // serveCached answers a GET or HEAD from the store, discovering the object
