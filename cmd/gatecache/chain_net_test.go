@@ -4,7 +4,6 @@ package main
 // network namespace that cannot reach the origin.
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/tls"
 	"encoding/pem"
@@ -16,9 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"gatecache/internal/origintest"
 	"gatecache/internal/proxytest"
@@ -228,43 +225,4 @@ func ipRun(args ...string) error {
 		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
 	}
 	return nil
-}
-
-// startNodeWith is startNode with the binary run through a command prefix
-// (e.g. ip netns exec NAME), which must exec it in place so that signals
-// reach gatecache itself.
-func startNodeWith(t *testing.T, prefix []string, env ...string) *node {
-	t.Helper()
-	cmd := exec.Command(prefix[0], append(prefix[1:], binary)...)
-	cmd.Env = append([]string{"LISTEN_ADDR=127.0.0.1:0", "SUMMARY_ADDR=127.0.0.1:0", "PATH=" + os.Getenv("PATH")}, env...)
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &node{t: t, cmd: cmd, exited: make(chan struct{}), stderr: &lockedBuffer{}}
-	found := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			n.stderr.WriteString(sc.Text() + "\n")
-			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m
-			}
-		}
-		cmd.Wait()
-		close(n.exited)
-	}()
-	t.Cleanup(func() { n.kill(syscall.SIGKILL) })
-	select {
-	case m := <-found:
-		n.addr, n.summary = m[1], m[2]
-	case <-n.exited:
-		t.Fatalf("gatecache exited at start:\n%s", n.stderr)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("gatecache did not start:\n%s", n.stderr)
-	}
-	return n
 }

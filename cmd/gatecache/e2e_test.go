@@ -55,7 +55,16 @@ var servingLine = regexp.MustCompile(`msg="gatecache serving" content=(\S+) summ
 // and waits until it logs that it serves.
 func startNode(t *testing.T, env ...string) *node {
 	t.Helper()
-	cmd := exec.Command(binary)
+	return startNodeWith(t, nil, env...)
+}
+
+// startNodeWith is startNode with the binary run through a command prefix
+// (e.g. ip netns exec NAME), which must exec it in place so that signals
+// reach gatecache itself.
+func startNodeWith(t *testing.T, prefix []string, env ...string) *node {
+	t.Helper()
+	argv := append(append([]string(nil), prefix...), binary)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append([]string{"LISTEN_ADDR=127.0.0.1:0", "SUMMARY_ADDR=127.0.0.1:0", "PATH=" + os.Getenv("PATH")}, env...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
