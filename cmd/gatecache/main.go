@@ -1,6 +1,7 @@
 // Command gatecache is a transparent HTTP cache for software updates on edge
 // gateways. With no arguments it serves; `gatecache verify [--repair]` checks
-// a stopped cache's data against its checksums.
+// a stopped cache's data against its checksums; `gatecache warm URL...`
+// fills a running cache before a rollout.
 //
 // Configuration is environment variables only (see the README); an invalid
 // value stops startup with exit status 2 and a line naming the variable.
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "verify":
 		return verify(cfg, args, stdout, stderr)
+	case "warm":
+		return warm(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -70,6 +73,9 @@ const usage = `usage:
   gatecache verify [--repair]
                             check every cached block of a stopped cache against its
                             checksum; --repair drops bad blocks and stray files
+  gatecache warm [--cache HOST:PORT] [--from FILE] [--parallel N] URL...
+                            ask a running gatecache for each URL so that it is
+                            cached before a rollout
 `
 
 func newLogger(format string, w io.Writer) *slog.Logger {

@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,6 +21,7 @@ import (
 	"gatecache/internal/origin"
 	"gatecache/internal/server"
 	"gatecache/internal/store"
+	"gatecache/internal/summary"
 )
 
 // serve runs the cache until ctx ends.
@@ -59,11 +58,23 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if negative == 0 {
 		negative = -1 // NEGATIVE_MAX_AGE=0 disables
 	}
+	recorder := summary.NewRecorder()
 	handler := server.New(server.Options{
 		Resolver: origin.NewResolver(originHosts(cfg)), Store: st, Flights: flights,
 		Upstream: up, Log: log, NodeID: nodeID,
 		Freshness: &policy, MaxStale: cfg.MaxStale, NegativeTTL: negative,
+		Recorder: recorder, AccessLog: cfg.AccessLog,
 	})
+	report := summary.New(summary.Options{
+		Recorder: recorder,
+		Sources:  nodeSources{store: st, upstream: up, flights: flights, drives: cfg.Drives},
+		Identity: summary.Identity{CacheNodeID: nodeID, CustomerID: cfg.CustomerID},
+		Access:   summary.Access{Unrestricted: cfg.SummaryUnrestricted, Public: cfg.SummaryPublic, APIKey: cfg.SummaryAPIKey},
+	})
+	if w := (summary.Access{Unrestricted: cfg.SummaryUnrestricted, Public: cfg.SummaryPublic, APIKey: cfg.SummaryAPIKey}).Warning(); w != "" {
+		log.Warn(w)
+	}
+	go report.Run(ctx)
 
 	content, err := listen(cfg.ListenAddr, "LISTEN_ADDR")
 	if err != nil {
@@ -76,7 +87,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	servers := []*http.Server{
 		{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)},
-		{Handler: statusMux(st, handler, flights, up, nodeID), ReadHeaderTimeout: 10 * time.Second},
+		{Handler: statusHandler(report), ReadHeaderTimeout: 10 * time.Second},
 	}
 	errc := make(chan error, 2)
 	for i, l := range []net.Listener{content, summary} {
@@ -178,41 +189,4 @@ func nodeIdentity(cfg config.Config, log *slog.Logger) (string, error) {
 	}
 	log.Info("generated a cache node id (CACHE_NODE_ID unset)", "node", id, "file", path)
 	return id, nil
-}
-
-// statusMux serves the summary port: health, readiness and a minimal
-// summary of the cache's lifetime figures.
-func statusMux(st *store.Store, h *server.Handler, flights *flight.Group, up *fetch.Client, nodeID string) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "ready")
-	})
-	mux.HandleFunc("GET /summary", func(w http.ResponseWriter, r *http.Request) {
-		c := h.Counters()
-		hit, miss := c.HitBytes.Load(), c.MissBytes.Load()
-		ratio := 0.0
-		if hit+miss > 0 {
-			ratio = float64(hit) / float64(hit+miss)
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
-			"cacheNodeId": nodeID,
-			"lifetime": map[string]any{
-				"hitBytes": hit, "missBytes": miss, "egressBytes": hit + miss, "eggressBytes": hit + miss,
-				"hitRatioBytes": ratio, "requests": c.Requests.Load(),
-			},
-			"drives":    st.Stats(),
-			"flights":   flights.Stats(),
-			"upstreams": up.Stats(),
-		})
-	})
-	if os.Getenv("GATECACHE_PPROF") != "" {
-		// Profiling on demand, for performance work on a test gateway.
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	}
-	return mux
 }

@@ -18,7 +18,7 @@
 //	for N = 1..999: CACHEABLE_CUSTOM_N_HOST, _CANONICAL, _KEEP_QUERY,
 //	IS_SUMMARY_PUBLIC, IS_SUMMARY_ACCESS_UNRESTRICTED, SUMMARY_API_KEY,
 //	UPSTREAM_MAX_RATE, MAX_STALE, INDEX_MAX_AGE, NEGATIVE_MAX_AGE,
-//	INDEX_PATTERNS, PAYLOAD_PATTERNS, LOG_FORMAT.
+//	INDEX_PATTERNS, PAYLOAD_PATTERNS, LOG_FORMAT, ACCESS_LOG.
 package config
 
 import (
@@ -95,6 +95,7 @@ type Config struct {
 	PayloadPatterns []string
 
 	LogFormat string // LOG_FORMAT, "text" (default) or "json"
+	AccessLog bool   // ACCESS_LOG: one log line per request, default true
 	BlockSize int64  // not from env in this version; 1 MiB
 
 	// Warnings are non-fatal findings to log at start, such as a drive
@@ -160,6 +161,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		IndexMaxAge:    10 * time.Second,
 		NegativeMaxAge: 30 * time.Second,
 		LogFormat:      "text",
+		AccessLog:      true,
 		BlockSize:      defaultBlockSize,
 	}
 	steps := []func(*Config) error{

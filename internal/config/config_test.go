@@ -37,6 +37,7 @@ func TestDefaults(t *testing.T) {
 		Drives:      []Drive{{Index: 1, Path: filepath.Join("gatecache-data", "cache1"), SizeBytes: 10e9}},
 		MaxStale:    -1,
 		LogFormat:   "text",
+		AccessLog:   true,
 		BlockSize:   1 << 20,
 
 		IndexMaxAge:    10 * time.Second,

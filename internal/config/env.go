@@ -317,12 +317,12 @@ func (r reader) freshness(c *Config) error {
 func (r reader) logFormat(c *Config) error {
 	v, ok := r.get("LOG_FORMAT")
 	if !ok {
-		return nil
+		return r.boolVar("ACCESS_LOG", &c.AccessLog)
 	}
 	switch f := strings.ToLower(v); f {
 	case "text", "json":
 		c.LogFormat = f
-		return nil
+		return r.boolVar("ACCESS_LOG", &c.AccessLog)
 	}
 	return &Error{"LOG_FORMAT", v, "text or json"}
 }

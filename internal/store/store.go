@@ -274,13 +274,14 @@ func (s *Store) removeLocked(o *Object) {
 
 // DriveStats describes one drive for the summary and metrics.
 type DriveStats struct {
-	Path      string
-	SizeBytes int64 // budget
-	UsedBytes int64 // bytes of present blocks plus blocks being written
-	Objects   int
-	Evictions int64
-	Failed    bool
-	Err       string
+	Path           string
+	SizeBytes      int64 // budget
+	UsedBytes      int64 // bytes of present blocks plus blocks being written
+	Objects        int
+	Evictions      int64
+	VerifyFailures int64 // blocks dropped because their bytes failed the checksum
+	Failed         bool
+	Err            string
 }
 
 // Stats returns the current state of every drive.
@@ -291,7 +292,7 @@ func (s *Store) Stats() []DriveStats {
 	for i, d := range s.drives {
 		out[i] = DriveStats{
 			Path: d.spec.Path, SizeBytes: d.spec.Budget, UsedBytes: d.used + d.reserved,
-			Objects: d.objects, Evictions: d.evictions, Failed: d.failed != nil,
+			Objects: d.objects, Evictions: d.evictions, VerifyFailures: d.verifyFailures, Failed: d.failed != nil,
 		}
 		if d.failed != nil {
 			out[i].Err = d.failed.Error()
