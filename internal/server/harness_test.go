@@ -45,7 +45,10 @@ type rigConfig struct {
 	hosts    []origin.Host
 	policy   *freshness.Policy
 	maxStale time.Duration
+	recorder Recorder
 }
+
+func withRecorder(rec Recorder) rigOption { return func(c *rigConfig) { c.recorder = rec } }
 
 func withPolicy(p freshness.Policy) rigOption { return func(c *rigConfig) { c.policy = &p } }
 
@@ -82,7 +85,7 @@ func newRigFor(t *testing.T, o *origintest.Origin, dir string, opts ...rigOption
 	h := New(Options{
 		Resolver: origin.NewResolver(cfg.hosts), Store: st, Flights: flights,
 		Upstream: fetch.New(fetch.Options{NodeID: testNodeID, Logger: log}), Log: log, NodeID: testNodeID,
-		Freshness: cfg.policy, MaxStale: cfg.maxStale,
+		Freshness: cfg.policy, MaxStale: cfg.maxStale, Recorder: cfg.recorder,
 	})
 	srv := httptest.NewServer(h)
 	r := &rig{t: t, origin: o, store: st, specs: specs, flights: flights, handler: h, cache: srv}

@@ -1,15 +1,18 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 
 	"gatecache/internal/origintest"
+	"gatecache/internal/summary"
 )
 
 func TestColdMissStreamsOnceThenHits(t *testing.T) {
@@ -223,5 +226,36 @@ func TestOriginIgnoringRangeStillServesRanges(t *testing.T) {
 	r.expect(r.get("/static"), 200, "gatecache; hit", want)
 	if n := r.origin.Stats().Requests; n != 0 {
 		t.Fatalf("%d origin requests after the whole object was seen", n)
+	}
+}
+
+// Bytes served are counted exactly, by origin alias, in the summary report.
+func TestSummaryCountsExactBytes(t *testing.T) {
+	rec := summary.NewRecorder()
+	r := newRig(t, withRecorder(rec))
+	size := int64(3*testBlock + 11)
+	r.origin.Set("/f", origintest.Object{Size: size})
+	want := r.origin.Want("/f")
+	r.expect(r.get("/f"), 200, "gatecache; fwd=miss; stored", want)                     // size miss
+	r.expect(r.get("/f"), 200, "gatecache; hit", want)                                  // size hit
+	r.expect(r.get("/f", "Range", "bytes=10-109"), 206, "gatecache; hit", want[10:110]) // 100 hit
+	r.expect(r.do("GET", r.cache.URL+"/f?cacheHostOrigin=example.org"), 403, "", nil)   // not counted
+
+	rep := summary.New(summary.Options{Recorder: rec})
+	rep.Tick()
+	rw := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/summary", nil)
+	req.RemoteAddr = "127.0.0.1:1"
+	rep.Handler().ServeHTTP(rw, req)
+	var got summary.Report
+	if err := json.Unmarshal(rw.Body.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, rw.Body)
+	}
+	lt := got.Lifetime
+	if lt.HitBytes != size+100 || lt.MissBytes != size || lt.EgressBytes != 2*size+100 || lt.Requests != 3 {
+		t.Fatalf("lifetime %+v, want hit %d miss %d requests 3", lt, size+100, size)
+	}
+	if len(got.Origins) != 1 || got.Origins[0].Origin != r.origin.Addr || got.Origins[0].HitBytes != size+100 {
+		t.Fatalf("origins %+v", got.Origins)
 	}
 }

@@ -35,6 +35,7 @@ type drive struct {
 	evictions      int64
 	verifyFailures int64
 	failed         error
+	lastFullWarn   time.Time
 	dirty          map[*Object]struct{}
 	touched        map[*Object]struct{}
 	deleted        map[string]uint64 // key -> id of removed objects not yet deleted from the index

@@ -343,6 +343,11 @@ func (o *Object) NewBlockWriter(f *os.File, i int64) (*BlockWriter, error) {
 	o.pins++ // before evicting, so that o itself is not chosen
 	if !s.evictLocked(d, end-start) {
 		o.pins--
+		if now := time.Now(); now.Sub(d.lastFullWarn) > time.Minute {
+			d.lastFullWarn = now
+			s.log.Warn("cache drive full of objects being written: passing content through uncached",
+				"drive", d.spec.Path, "budget", d.spec.Budget, "reserved", d.reserved)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrStorage, ErrNoSpace)
 	}
 	d.reserved += end - start
