@@ -18,5 +18,5 @@
 // The package imports no other gatecache package: the node adapts its
 // store, fetch and flight statistics into Drive, Upstream and Fills through
 // the Sources interface, and its content handler calls Recorder.Record once
-// per response. summary.md documents the JSON for the README.
+// per response. The README documents the JSON with an example.
 package summary

@@ -57,7 +57,7 @@ func (a Access) Warning() string {
 	return ""
 }
 
-// Report is the /summary JSON; summary.md documents it with an example.
+// Report is the /summary JSON; the README documents it with an example.
 type Report struct {
 	CacheNodeID   string          `json:"cacheNodeId"`
 	CustomerID    string          `json:"customerId"`
