@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"gatecache/internal/hostname"
 	"math"
 	"net"
 	"net/netip"
@@ -201,35 +202,7 @@ func validHost(h string) bool {
 		a, err := netip.ParseAddr(h)
 		return err == nil && a.Is6()
 	}
-	return validHostname(h)
-}
-
-// validHostname accepts DNS names made of letters, digits, '-' and '_'
-// (underscores are common in Docker and Compose service names, which is
-// what a parent gateway is often called in a lab), and IPv4 literals. A name
-// whose last label is numeric must be an IPv4 address, so typos such as
-// "10.0.0.256" are caught.
-func validHostname(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	labels := strings.Split(h, ".")
-	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	if allDigits(labels[len(labels)-1]) {
-		a, err := netip.ParseAddr(h)
-		return err == nil && a.Is4()
-	}
-	return true
+	return hostname.Valid(h)
 }
 
 // parseUpstream normalises one UPSTREAM_HOST item to "host:port", port 80
@@ -325,7 +298,7 @@ func parseCustomHost(v string) (CustomHost, bool) {
 	host = lowerHost(host)
 	if suffix, wild := strings.CutPrefix(host, "*."); wild {
 		// A wildcard over IP addresses means nothing.
-		if !validHostname(suffix) || isIPv4(suffix) {
+		if !hostname.Valid(suffix) || isIPv4(suffix) {
 			return h, false
 		}
 	} else if !validHost(host) {

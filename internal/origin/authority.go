@@ -2,6 +2,7 @@ package origin
 
 import (
 	"errors"
+	"gatecache/internal/hostname"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -54,7 +55,7 @@ func parseAuthority(s string) (authority, error) {
 			// "repo.com." is the fully qualified form of "repo.com".
 			host = h
 		}
-		if !validHostname(host) {
+		if !hostname.Valid(host) {
 			return a, errors.New("invalid host name")
 		}
 		a.name = host
@@ -85,32 +86,6 @@ func normalPort(p string) (string, error) {
 		return "", errors.New("port out of range 1-65535")
 	}
 	return p, nil
-}
-
-// validHostname accepts what the configuration accepts (internal/config):
-// DNS labels of letters, digits, '-' and '_', and IPv4 literals. A name
-// whose last label is numeric must be an IPv4 address.
-func validHostname(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	labels := strings.Split(h, ".")
-	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	if last := labels[len(labels)-1]; strings.Trim(last, "0123456789") == "" {
-		ip, err := netip.ParseAddr(h)
-		return err == nil && ip.Is4()
-	}
-	return true
 }
 
 // lowerHost lowercases a host name; an IPv6 zone is case sensitive, so a
