@@ -13,8 +13,9 @@ import (
 	"gatecache/internal/store"
 )
 
-// serveObject answers from a stored object whose current age is age. http.ServeContent does the
-// Range, If-Range and conditional logic (RFC 9110 §13, §14); the body comes
+// serveObject answers from a stored object whose current age is age.
+// http.ServeContent does the Range, If-Range and conditional logic (RFC 9110
+// §13, §14); the body comes
 // straight from the data file (sendfile) when every block the response needs
 // is present and verified, else through a flight.Reader that fetches what is
 // missing. seeded is the fill of the response that discovered the object.
@@ -41,15 +42,15 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 	hdr.Set("Accept-Ranges", "bytes")
 	modtime := parseHTTPTime(meta.LastModified)
 
-	first, last, any := neededBlocks(r, meta.Size, obj.BlockSize())
-	if seeded == nil && (!any || obj.Verified(first, last)) {
+	first, last, needs := neededBlocks(r, meta.Size, obj.BlockSize())
+	if seeded == nil && (!needs || obj.Verified(first, last)) {
 		if status == "" {
 			status = statusHit
 		}
+		hdr.Set("Cache-Status", status)
 		if mem := obj.MemoryCopy(); mem != nil {
 			// Small objects from memory, through Write so that the
 			// header and body leave in one write.
-			hdr.Set("Cache-Status", status)
 			if plainGet(r) {
 				// The common case needs none of ServeContent's range
 				// and precondition work: answer it directly.
@@ -65,7 +66,6 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 			return
 		}
 		if f, err := obj.Open(); err == nil {
-			hdr.Set("Cache-Status", status)
 			http.ServeContent(w, r, "", modtime, f)
 			f.Close()
 			return
@@ -73,7 +73,7 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 	}
 	if status == "" {
 		switch present := obj.PresentCount(first, last); {
-		case !any || present == last-first+1:
+		case !needs || present == last-first+1:
 			status = statusHit
 		case present == 0:
 			status = statusMiss
@@ -83,7 +83,7 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 	}
 	hdr.Set("Cache-Status", status)
 	limit := obj.Size()
-	if any {
+	if needs {
 		_, limit = obj.BlockBounds(last)
 	}
 	src := &upstreamSource{up: h.upstream, t: t, meta: meta, via: r.Header.Values("Via")}
@@ -110,7 +110,7 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 // neededBlocks is the span of blocks a GET needs: the blocks of its Range, or
 // the whole object. A conditional range (If-Range) may turn into the whole
 // object, so it counts as whole. HEAD needs none.
-func neededBlocks(r *http.Request, size, blockSize int64) (first, last int64, any bool) {
+func neededBlocks(r *http.Request, size, blockSize int64) (first, last int64, needs bool) {
 	if r.Method == http.MethodHead || size == 0 {
 		return 0, -1, false
 	}
