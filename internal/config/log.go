@@ -70,7 +70,12 @@ func (c Config) LogAttrs() []slog.Attr {
 		slog.String("summary_api_key", redact(c.SummaryAPIKey)),
 		slog.String("upstream_max_rate_bytes_per_s", rate),
 		slog.String("max_stale", maxStale),
+		slog.Duration("index_max_age", c.IndexMaxAge),
+		slog.Duration("negative_max_age", c.NegativeMaxAge),
+		slog.String("index_patterns", orBuiltIn(c.IndexPatterns)),
+		slog.String("payload_patterns", orBuiltIn(c.PayloadPatterns)),
 		slog.String("log_format", c.LogFormat),
+		slog.Bool("access_log", c.AccessLog),
 		slog.Int64("block_size", c.BlockSize),
 	)
 }
@@ -89,4 +94,11 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+func orBuiltIn(patterns []string) string {
+	if patterns == nil {
+		return "built-in"
+	}
+	return strings.Join(patterns, ",")
 }

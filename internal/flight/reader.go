@@ -34,7 +34,6 @@ type Reader struct {
 	directOff int64
 
 	err       error
-	hitBytes  int64
 	missBytes int64
 }
 
@@ -48,9 +47,8 @@ func (g *Group) NewReader(ctx context.Context, obj *store.Object, src Source, li
 // must then be aborted, not completed.
 func (r *Reader) Err() error { return r.err }
 
-// HitBytes and MissBytes count the bytes read from blocks present when the
-// reader was made, and the bytes that had to come from upstream.
-func (r *Reader) HitBytes() int64  { return r.hitBytes }
+// MissBytes counts the bytes read that had to come from upstream (the rest
+// were in blocks present when the reader was made).
 func (r *Reader) MissBytes() int64 { return r.missBytes }
 
 // Seek implements io.Seeker.
@@ -115,9 +113,7 @@ func (r *Reader) read(p []byte) (int, error) {
 		present, verified := obj.BlockState(i)
 		if verified {
 			n, err := r.readFile(p[:min(int64(len(p)), blockEnd-r.off)])
-			if r.presentNow[i] {
-				r.hitBytes += int64(n)
-			} else {
+			if !r.presentNow[i] {
 				r.missBytes += int64(n) // brought in by a fill during this request
 			}
 			return n, err
