@@ -15,7 +15,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"gatecache/internal/origin"
@@ -67,10 +69,12 @@ type Client struct {
 	opts      Options
 	hc        *http.Client
 	parents   []*upstream
-	direct    *upstream
 	parentSet map[string]bool
-	limit     *rate.Limiter
-	via       string
+
+	mu      sync.Mutex
+	origins map[string]*upstream // origin hosts fetched from directly
+	limit   *rate.Limiter
+	via     string
 }
 
 // New returns a client.
@@ -93,7 +97,7 @@ func New(opts Options) *Client {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &Client{opts: opts, direct: &upstream{name: "direct"}, parentSet: map[string]bool{}}
+	c := &Client{opts: opts, parentSet: map[string]bool{}, origins: map[string]*upstream{}}
 	for _, p := range opts.Parents {
 		c.parents = append(c.parents, &upstream{name: p, parent: true})
 		c.parentSet[p] = true
@@ -148,10 +152,10 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// route lists where a request may go now, in order: the parents not in
-// backoff (or, when all are, the one to retry first), then the origin when
-// there is no parent or fallback is allowed.
-func (c *Client) route() []*upstream {
+// route lists where a request for t may go now, in order: the parents not
+// in backoff (or, when all are, the one to retry first), then the origin
+// when there is no parent or fallback is allowed.
+func (c *Client) route(t origin.Target) []*upstream {
 	now := time.Now()
 	var out []*upstream
 	for _, p := range c.parents {
@@ -163,9 +167,31 @@ func (c *Client) route() []*upstream {
 		out = append(out, c.soonest())
 	}
 	if len(c.parents) == 0 || c.opts.FallbackDirect {
-		out = append(out, c.direct)
+		out = append(out, c.origin(t.Host))
 	}
 	return out
+}
+
+// maxTrackedOrigins bounds the per-origin figures; origins beyond it share
+// one entry.
+const maxTrackedOrigins = 256
+
+// origin returns the figures of an origin host fetched from directly.
+func (c *Client) origin(host string) *upstream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if u := c.origins[host]; u != nil {
+		return u
+	}
+	if len(c.origins) >= maxTrackedOrigins {
+		host = "(other origins)"
+		if u := c.origins[host]; u != nil {
+			return u
+		}
+	}
+	u := &upstream{name: host}
+	c.origins[host] = u
+	return u
 }
 
 func (c *Client) soonest() *upstream {
@@ -198,7 +224,7 @@ func (c *Client) URL(u *upstream, t origin.Target) string {
 // 5xx is marked down and the next one tried. The caller closes the body.
 func (c *Client) Do(ctx context.Context, method string, t origin.Target, h http.Header) (*http.Response, error) {
 	var lastErr error
-	route := c.route()
+	route := c.route(t)
 	for i, u := range route {
 		req, err := http.NewRequestWithContext(ctx, method, c.URL(u, t), nil)
 		if err != nil {
@@ -233,7 +259,7 @@ func (c *Client) Do(ctx context.Context, method string, t origin.Target, h http.
 // to the first usable upstream, without hop-by-hop fields (RFC 9110
 // §7.6.1). A body can be sent once, so there is no failover.
 func (c *Client) Forward(r *http.Request, t origin.Target) (*http.Response, error) {
-	u := c.route()[0]
+	u := c.route(t)[0]
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, c.URL(u, t), r.Body)
 	if err != nil {
 		return nil, err
@@ -284,14 +310,25 @@ func (c *Client) send(u *upstream, req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// Stats returns the state of every upstream: the parents, then "direct".
+// Stats returns the state of every upstream: the parents in order, then
+// the origins fetched from directly, by name.
 func (c *Client) Stats() []UpstreamStats {
 	now := time.Now()
-	out := make([]UpstreamStats, 0, len(c.parents)+1)
+	out := make([]UpstreamStats, 0, len(c.parents))
 	for _, p := range c.parents {
 		out = append(out, p.stats(now))
 	}
-	return append(out, c.direct.stats(now))
+	c.mu.Lock()
+	origins := make([]*upstream, 0, len(c.origins))
+	for _, u := range c.origins {
+		origins = append(origins, u)
+	}
+	c.mu.Unlock()
+	slices.SortFunc(origins, func(a, b *upstream) int { return strings.Compare(a.name, b.name) })
+	for _, u := range origins {
+		out = append(out, u.stats(now))
+	}
+	return out
 }
 
 // Error is an upstream transport failure (connect, TLS, timeout, reset).

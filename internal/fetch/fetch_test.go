@@ -137,3 +137,20 @@ func TestRemoveHopByHop(t *testing.T) {
 		t.Fatalf("after removal: %v", h)
 	}
 }
+
+func TestFiguresPerOriginHost(t *testing.T) {
+	a, b := newParent(t, 200), newParent(t, 404)
+	c := New(Options{Logger: quiet()})
+	for _, srv := range []*parent{a, a, b} {
+		host := srv.Listener.Addr().String()
+		resp, err := c.Do(context.Background(), "GET", origin.Target{Scheme: "http", Host: host, Path: "/x", Key: host + "/x"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Drain(resp.Body)
+	}
+	st := c.Stats()
+	if len(st) != 2 || st[0].Parent || st[0].Requests+st[1].Requests != 3 || st[0].Bytes == 0 {
+		t.Fatalf("stats %+v, want one entry per origin host with their requests and bytes", st)
+	}
+}

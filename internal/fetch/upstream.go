@@ -11,11 +11,11 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// upstream is one place requests go: a parent cache, or "direct" (the
-// origins themselves). Parents that fail are skipped until their backoff
+// upstream is one place requests go: a parent cache, or an origin host
+// fetched from directly. Parents that fail are skipped until their backoff
 // ends, so that a dead parent costs a client one connect timeout at most.
 type upstream struct {
-	name   string // parent "host:port", or "direct"
+	name   string // parent "host:port", or the origin host
 	parent bool
 
 	requests atomic.Int64
@@ -74,7 +74,7 @@ func (u *upstream) ok(log *slog.Logger) {
 
 // UpstreamStats describes one upstream for the summary and metrics.
 type UpstreamStats struct {
-	Name      string // parent "host:port", or "direct"
+	Name      string // parent "host:port", or the origin host
 	Parent    bool
 	Requests  int64
 	Failures  int64
