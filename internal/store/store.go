@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -303,9 +304,22 @@ func (s *Store) Stats() []DriveStats {
 
 // markFailed takes a drive out of placement after a storage error, so that
 // new objects go to the other drives (or pass through when none is left).
+// A full filesystem is not a failure of the drive: its budget was larger than
+// the room it has, so the budget shrinks to what it holds and the least
+// recently used objects make room from then on.
 func (s *Store) markFailed(d *drive, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		budget := max(d.used-d.used/20, 0) // 5 % below what is stored now
+		if budget < d.spec.Budget {
+			s.log.Warn("cache drive's filesystem is full: budget lowered below the configured size",
+				"drive", d.spec.Path, "configured", d.spec.Budget, "budget", budget, "err", err)
+			d.spec.Budget = budget
+			s.evictLocked(d, 0)
+		}
+		return
+	}
 	if d.failed == nil {
 		d.failed = err
 		s.log.Error("cache drive failed: content is passed through uncached until restart",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -363,5 +364,62 @@ func TestVerifyRefusesARunningCache(t *testing.T) {
 	_, specs := openTest(t, 1<<20)
 	if _, err := Verify(Options{Drives: specs, BlockSize: testBlock}, false); err == nil {
 		t.Fatal("Verify ran while the cache holds the index")
+	}
+}
+
+// A drive whose filesystem is smaller than its budget: the first write that
+// finds the disk full lowers the budget, and eviction makes room from then
+// on; the drive is not taken out of use. Needs root (mounts a small tmpfs).
+func TestFullFilesystemLowersTheBudget(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "small")
+	os.MkdirAll(dir, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	s, err := Open(Options{Drives: []DriveSpec{{Path: filepath.Join(dir, "cache1"), Budget: 1 << 30}}, BlockSize: testBlock, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	var full error
+	for i := 0; i < 200 && full == nil; i++ {
+		o, err := s.Create(fmt.Sprintf("k%d", i), Meta{Size: 4 * testBlock})
+		if err != nil {
+			full = err
+			break
+		}
+		f, _ := o.OpenWriter()
+		for b := range int64(4) {
+			w, err := o.NewBlockWriter(f, b)
+			if err != nil {
+				full = err
+				break
+			}
+			if _, err := w.Write(content("x", testBlock)); err != nil {
+				w.Abort()
+				full = err
+				break
+			}
+			w.Commit()
+		}
+		o.CloseWriter(f)
+	}
+	if !errors.Is(full, ErrStorage) {
+		t.Fatalf("filling a 256 KiB filesystem: %v, want a storage error", full)
+	}
+	st := s.Stats()[0]
+	if st.Failed || st.SizeBytes >= 1<<30 || st.UsedBytes > st.SizeBytes {
+		t.Fatalf("after the disk filled: %+v, want the drive in use with a lowered budget", st)
+	}
+	// New content still gets stored, old content making room.
+	o, err := s.Create("after", Meta{Size: testBlock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeBlocks(t, o, content("after", testBlock), 0)
+	if s.Lookup("after") == nil {
+		t.Fatal("no longer caching after the disk filled")
 	}
 }
