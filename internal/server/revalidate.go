@@ -69,6 +69,15 @@ func (h *Handler) revalidate(w http.ResponseWriter, r *http.Request, t origin.Ta
 	}
 	finish := h.finisher(key, call)
 	defer finish(nil, errNotStored)
+	// A revalidation that ended between our freshness check and Join has
+	// done the work already.
+	if cur := h.store.Lookup(t.Key); cur != nil {
+		if curAge, fresh := h.fresh(r, t, cur); fresh {
+			finish(cur, nil)
+			h.serveObject(w, r, t, cur, nil, "", curAge)
+			return
+		}
+	}
 
 	meta := obj.Meta()
 	hdr := upstreamHeader(r)
