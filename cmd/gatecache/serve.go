@@ -58,12 +58,18 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if negative == 0 {
 		negative = -1 // NEGATIVE_MAX_AGE=0 disables
 	}
+	var accessLog *slog.Logger
+	if cfg.AccessLog {
+		buffered := newBufferedLog(os.Stderr)
+		defer buffered.Close()
+		accessLog = newLogger(cfg.LogFormat, buffered)
+	}
 	recorder := summary.NewRecorder()
 	handler := server.New(server.Options{
 		Resolver: origin.NewResolver(originHosts(cfg)), Store: st, Flights: flights,
 		Upstream: up, Log: log, NodeID: nodeID,
 		Freshness: &policy, MaxStale: cfg.MaxStale, NegativeTTL: negative,
-		Recorder: recorder, AccessLog: cfg.AccessLog,
+		Recorder: recorder, AccessLog: accessLog,
 	})
 	report := summary.New(summary.Options{
 		Recorder: recorder,

@@ -71,8 +71,8 @@ func (h *Handler) done(m *meter, r *http.Request, alias string, start time.Time)
 			h.recorder.Record(alias, hit, m.miss)
 		}
 	}
-	if h.accessLog {
-		h.log.Info("access", "method", r.Method, "origin", alias, "uri", r.URL.RequestURI(),
+	if h.accessLog != nil {
+		h.accessLog.Info("access", "method", r.Method, "origin", alias, "uri", r.URL.RequestURI(),
 			"status", m.status, "bytes", m.bytes, "upstream_bytes", m.miss,
 			"cache", m.Header().Get("Cache-Status"), "ms", time.Since(start).Milliseconds())
 	}

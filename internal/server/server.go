@@ -48,8 +48,8 @@ type Options struct {
 	// Recorder receives the content bytes of every response, by origin
 	// alias; nil: not recorded.
 	Recorder Recorder
-	// AccessLog writes one log line per request.
-	AccessLog bool
+	// AccessLog receives one line per request; nil: no access log.
+	AccessLog *slog.Logger
 }
 
 // Recorder counts served bytes per canonical origin (summary.Recorder).
@@ -69,7 +69,7 @@ type Handler struct {
 	maxStale  time.Duration
 	negative  *negativeCache
 	recorder  Recorder
-	accessLog bool
+	accessLog *slog.Logger
 
 	counters Counters
 }
