@@ -204,10 +204,10 @@ func (c *Client) soonest() *upstream {
 	return best
 }
 
-// URL is where a request for t goes through u: a parent is asked in the
+// upstreamURL is where a request for t goes through u: a parent is asked in the
 // form Delivery Optimization clients use, so that it may be gatecache or
 // any MCC-compatible cache; an origin gets its own URL.
-func (c *Client) URL(u *upstream, t origin.Target) string {
+func (c *Client) upstreamURL(u *upstream, t origin.Target) string {
 	if !u.parent {
 		return t.URL()
 	}
@@ -226,7 +226,7 @@ func (c *Client) Do(ctx context.Context, method string, t origin.Target, h http.
 	var lastErr error
 	route := c.route(t)
 	for i, u := range route {
-		req, err := http.NewRequestWithContext(ctx, method, c.URL(u, t), nil)
+		req, err := http.NewRequestWithContext(ctx, method, c.upstreamURL(u, t), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -260,7 +260,7 @@ func (c *Client) Do(ctx context.Context, method string, t origin.Target, h http.
 // §7.6.1). A body can be sent once, so there is no failover.
 func (c *Client) Forward(r *http.Request, t origin.Target) (*http.Response, error) {
 	u := c.route(t)[0]
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, c.URL(u, t), r.Body)
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, c.upstreamURL(u, t), r.Body)
 	if err != nil {
 		return nil, err
 	}
