@@ -24,17 +24,33 @@ var errServedStale = errors.New("upstream unavailable: serving the stored copy")
 // within the policy's index window, so that a fleet's burst of
 // `apt-get update` makes one upstream check.
 func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (time.Duration, bool) {
-	meta := obj.Meta()
-	hdr := fieldHeader(meta.Header)
-	age := freshness.Age(hdr, meta.StoredAt, time.Now())
-	lifetime, _ := h.policy.Lifetime(h.policy.Classify(t.Host, t.Path), hdr)
-	if age >= lifetime {
+	now := time.Now()
+	born, expiry := obj.Freshness()
+	if born.IsZero() {
+		// Once per stored response (and after each revalidation): parse
+		// its header and classify its path.
+		meta := obj.Meta()
+		hdr := fieldHeader(meta.Header)
+		lifetime, _ := h.policy.Lifetime(h.policy.Classify(t.Host, t.Path), hdr)
+		born = meta.StoredAt.Add(-freshness.Age(hdr, meta.StoredAt, meta.StoredAt))
+		expiry = born.Add(lifetime)
+		obj.SetFreshness(born, expiry)
+	}
+	age := max(now.Sub(born), 0)
+	if !now.Before(expiry) {
 		return age, false
 	}
-	if age >= h.policy.IndexMaxAge && freshness.RequestWantsValidation(r, age) {
+	if age >= h.policy.IndexMaxAge && requestHasDirectives(r) && freshness.RequestWantsValidation(r, age) {
 		return age, false
 	}
 	return age, true
+}
+
+// requestHasDirectives is the cheap test before parsing them.
+func requestHasDirectives(r *http.Request) bool {
+	_, cc := r.Header["Cache-Control"]
+	_, pragma := r.Header["Pragma"]
+	return cc || pragma
 }
 
 func fieldHeader(fields []store.Field) http.Header {

@@ -24,8 +24,12 @@ const recordVersion = 1
 
 // maxSyncDelay bounds how long committed blocks stay out of the persisted
 // index while their object keeps being written (they are refetched after a
-// crash).
-const maxSyncDelay = 30 * time.Second
+// crash). atimeEvery is how often access times are written: they only order
+// eviction after a restart, so a hit costs nothing durable.
+const (
+	maxSyncDelay = 60 * time.Second
+	atimeEvery   = 10 * time.Second
+)
 
 // load reads every record of the drive. Blocks come back present but not
 // verified: each is checked against its checksum before it is first served.
@@ -215,8 +219,12 @@ func (s *Store) flush(force bool) error {
 	now := time.Now()
 	s.mu.Lock()
 	batches := make([]driveBatch, 0, len(s.drives))
+	atimes := force || now.Sub(s.atimesAt) >= atimeEvery
+	if atimes {
+		s.atimesAt = now
+	}
 	for _, d := range s.drives {
-		if len(d.dirty) == 0 && len(d.touched) == 0 && len(d.deleted) == 0 {
+		if len(d.dirty) == 0 && (len(d.touched) == 0 || !atimes) && len(d.deleted) == 0 {
 			continue
 		}
 		b := driveBatch{d: d, records: make(map[string][]byte, len(d.dirty)), atimes: make(map[string]int64, len(d.touched))}
@@ -225,8 +233,9 @@ func (s *Store) flush(force bool) error {
 				(o.writers > 0 || now.Sub(o.lastData) < s.syncDelay) {
 				// fdatasync stalls writes to the same file (ext4 holds
 				// the inode lock) and competes with the hits that follow
-				// a fill: sync a file once it has been quiet for a
-				// while, as the kernel's own writeback would.
+				// a fill: sync a file once it has been quiet for as long
+				// as the kernel keeps pages dirty before writing them
+				// back itself (30 s), so that the sync finds them clean.
 				continue
 			}
 			delete(d.dirty, o)
@@ -236,13 +245,15 @@ func (s *Store) flush(force bool) error {
 			}
 			o.dirty, o.dirtyData = false, false
 		}
-		for o := range d.touched {
-			b.atimes[o.key] = o.atime
+		if atimes {
+			for o := range d.touched {
+				b.atimes[o.key] = o.atime
+			}
+			clear(d.touched)
 		}
 		for k := range d.deleted {
 			b.deleted = append(b.deleted, k)
 		}
-		clear(d.touched)
 		clear(d.deleted)
 		batches = append(batches, b)
 	}

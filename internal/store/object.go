@@ -58,6 +58,7 @@ type Object struct {
 	pins         int       // block writers in progress: not evictable
 	writers      int       // open writer files (fills in progress)
 	mem          []byte    // copy of a small complete object, see MemoryCopy
+	born, expiry time.Time // freshness, as the cache's user computed it (see Freshness)
 }
 
 func newObject(s *Store, d *drive, key string, id uint64, meta Meta) *Object {
@@ -106,7 +107,26 @@ func (o *Object) SetHeader(h []Field, storedAt time.Time) {
 	defer o.store.mu.Unlock()
 	o.meta.Header = h
 	o.meta.StoredAt = storedAt
+	o.born, o.expiry = time.Time{}, time.Time{}
 	o.markDirtyLocked()
+}
+
+// Freshness returns what SetFreshness recorded for the current headers: when
+// the response was generated (now minus its age) and when it stops being
+// fresh. Both are zero until set, and again after SetHeader. The store only
+// keeps them, so that the cache's user computes them once per response, not
+// on every hit.
+func (o *Object) Freshness() (born, expiry time.Time) {
+	o.store.mu.Lock()
+	defer o.store.mu.Unlock()
+	return o.born, o.expiry
+}
+
+// SetFreshness records the freshness computed for the current headers.
+func (o *Object) SetFreshness(born, expiry time.Time) {
+	o.store.mu.Lock()
+	defer o.store.mu.Unlock()
+	o.born, o.expiry = born, expiry
 }
 
 // Removed reports whether the object has left the cache.

@@ -46,7 +46,7 @@ type Options struct {
 	Drives        []DriveSpec
 	BlockSize     int64         // default 1 MiB
 	FlushInterval time.Duration // how often committed blocks are made durable and indexed; default 250 ms
-	SyncDelay     time.Duration // how long an object's file must be quiet before it is synced and indexed; default 3 s
+	SyncDelay     time.Duration // how long an object's file must be quiet before it is synced and indexed; default 30 s
 	// MemoryBudget is the RAM kept for copies of small complete objects
 	// (package indexes, metadata files), served without touching a file;
 	// default 32 MiB. MemoryObjectMax is the largest such object; default 64 KiB.
@@ -66,11 +66,12 @@ type Store struct {
 
 	memBudget, memMax int64
 
-	mu      sync.Mutex
-	objects map[string]*Object
-	memUsed int64 // bytes of in-memory object copies
-	drives  []*drive
-	closed  bool
+	mu       sync.Mutex
+	objects  map[string]*Object
+	atimesAt time.Time // last time access times were written
+	memUsed  int64     // bytes of in-memory object copies
+	drives   []*drive
+	closed   bool
 
 	flushNow chan struct{}
 	stop     chan struct{}
@@ -96,7 +97,7 @@ func Open(opts Options) (*Store, error) {
 		opts.MemoryObjectMax = 64 << 10
 	}
 	if opts.SyncDelay <= 0 {
-		opts.SyncDelay = 3 * time.Second
+		opts.SyncDelay = 30 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
