@@ -33,7 +33,9 @@ for port in 18180 18190 18192 18194; do
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
-lg() { "$bin/loadgen" -origin $origin -mode query -size "$size" -objects 1 "$@" | tail -1; }
+# Each measurement starts with no dirty pages, so that it is not slowed by
+# the kernel writing back what the previous one stored.
+lg() { sync; "$bin/loadgen" -origin $origin -mode query -size "$size" -objects 1 "$@" | tail -1; }
 echo "# chain benchmark $(date -u '+%F %T') UTC, nproc=$(nproc), object $size"
 echo "single node, cold miss from the origin:"
 lg -target 127.0.0.1:18190 -scenario S1-single-cold -prefix single -origin-stats $origin
