@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"gatecache/internal/store"
 )
@@ -26,7 +27,8 @@ type Reader struct {
 	limit int64 // fills claim blocks up to the one holding byte limit-1
 
 	off        int64
-	presentNow []bool // blocks present when the reader was made: their bytes are hits
+	presentNow []bool  // blocks present when the reader was made
+	own        []*Fill // fills this reader started: their bytes are its misses
 	file       *os.File
 	cur        *Fill // the fill this reader is registered with
 
@@ -40,16 +42,39 @@ type Reader struct {
 // NewReader returns a reader of obj whose client needs bytes before limit.
 // seeded is the fill returned by Seed for the caller, or nil.
 func (g *Group) NewReader(ctx context.Context, obj *store.Object, src Source, limit int64, seeded *Fill) *Reader {
-	return &Reader{g: g, obj: obj, src: src, ctx: ctx, limit: min(limit, obj.Size()), cur: seeded, presentNow: obj.Present()}
+	r := &Reader{g: g, obj: obj, src: src, ctx: ctx, limit: min(limit, obj.Size()), cur: seeded, presentNow: obj.Present()}
+	if seeded != nil {
+		r.own = append(r.own, seeded)
+	}
+	return r
 }
 
 // Err is the first error other than io.EOF that a Read returned: the response
 // must then be aborted, not completed.
 func (r *Reader) Err() error { return r.err }
 
-// MissBytes counts the bytes read that had to come from upstream (the rest
-// were in blocks present when the reader was made).
+// MissBytes counts the bytes read that this reader had to fetch from
+// upstream: those of fills it started, and any it passed through. Bytes of
+// blocks already present, or brought in by another request's fill, cost the
+// uplink nothing more and are hits: N clients on one cold object count the
+// object once as a miss.
 func (r *Reader) MissBytes() int64 { return r.missBytes }
+
+// fetchedHere reports whether block i came in through a fill this reader
+// started.
+func (r *Reader) fetchedHere(i int64) bool {
+	if len(r.own) == 0 || r.presentNow[i] {
+		return false
+	}
+	r.g.mu.Lock() // guards the fills' claimed ranges
+	defer r.g.mu.Unlock()
+	for _, f := range r.own {
+		if i >= f.first && i <= f.last {
+			return true
+		}
+	}
+	return false
+}
 
 // Seek implements io.Seeker.
 func (r *Reader) Seek(offset int64, whence int) (int64, error) {
@@ -113,8 +138,8 @@ func (r *Reader) read(p []byte) (int, error) {
 		present, verified := obj.BlockState(i)
 		if verified {
 			n, err := r.readFile(p[:min(int64(len(p)), blockEnd-r.off)])
-			if !r.presentNow[i] {
-				r.missBytes += int64(n) // brought in by a fill during this request
+			if r.fetchedHere(i) {
+				r.missBytes += int64(n)
 			}
 			return n, err
 		}
@@ -138,7 +163,9 @@ func (r *Reader) read(p []byte) (int, error) {
 		written, finished, err := f.wait(r.ctx, r.off)
 		if written > r.off {
 			n, err := r.readFile(p[:min(int64(len(p)), written-r.off, blockEnd-r.off)])
-			r.missBytes += int64(n)
+			if slices.Contains(r.own, f) {
+				r.missBytes += int64(n)
+			}
 			return n, err
 		}
 		if err != nil {
@@ -185,6 +212,7 @@ func (r *Reader) join(i int64) (*Fill, error) {
 		r.cur = f
 	}
 	if started {
+		r.own = append(r.own, f)
 		go f.run(r.src, nil, 0, 0)
 	}
 	return f, nil

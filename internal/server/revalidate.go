@@ -25,7 +25,7 @@ var errServedStale = errors.New("upstream unavailable: serving the stored copy")
 // `apt-get update` makes one upstream check.
 func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (time.Duration, bool) {
 	now := time.Now()
-	born, expiry := obj.Freshness()
+	born, expiry, gen := obj.Freshness()
 	if born.IsZero() {
 		// Once per stored response (and after each revalidation): parse
 		// its header and classify its path.
@@ -34,7 +34,7 @@ func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (ti
 		lifetime, _ := h.policy.Lifetime(h.policy.Classify(t.Host, t.Path), hdr)
 		born = meta.StoredAt.Add(-freshness.Age(hdr, meta.StoredAt, meta.StoredAt))
 		expiry = born.Add(lifetime)
-		obj.SetFreshness(born, expiry)
+		obj.SetFreshness(gen, born, expiry)
 	}
 	age := max(now.Sub(born), 0)
 	if !now.Before(expiry) {

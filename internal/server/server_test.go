@@ -183,6 +183,15 @@ func TestConcurrentClientsCostOneUpstreamTransfer(t *testing.T) {
 	if n, total := r.upstreamBytes(size); n > 2 || total != size {
 		t.Fatalf("origin asked %d times for %d bytes; want every one of %d bytes once", n, total, size)
 	}
+	// The object counts once as a miss: the clients that read another's
+	// fill cost the uplink nothing. (A range client leading the fill is
+	// not charged for the bytes before its range.)
+	c := r.handler.Counters()
+	served := int64(clients-clients/3)*size + int64(clients/3)*(size-100000)
+	hit, miss := c.HitBytes.Load(), c.MissBytes.Load()
+	if hit+miss != served || miss > size || miss < size-100000 {
+		t.Fatalf("hit %d + miss %d bytes for %d served; want the misses to be the one transfer of %d", hit, miss, served, size)
+	}
 }
 
 func TestFollowersReadBytesBeforeTheFillEnds(t *testing.T) {

@@ -59,6 +59,7 @@ type Object struct {
 	writers      int       // open writer files (fills in progress)
 	mem          []byte    // copy of a small complete object, see MemoryCopy
 	born, expiry time.Time // freshness, as the cache's user computed it (see Freshness)
+	headerGen    uint64    // counts SetHeader calls, so a stale computation is not kept
 }
 
 func newObject(s *Store, d *drive, key string, id uint64, meta Meta) *Object {
@@ -108,6 +109,7 @@ func (o *Object) SetHeader(h []Field, storedAt time.Time) {
 	o.meta.Header = h
 	o.meta.StoredAt = storedAt
 	o.born, o.expiry = time.Time{}, time.Time{}
+	o.headerGen++
 	o.markDirtyLocked()
 }
 
@@ -115,18 +117,22 @@ func (o *Object) SetHeader(h []Field, storedAt time.Time) {
 // the response was generated (now minus its age) and when it stops being
 // fresh. Both are zero until set, and again after SetHeader. The store only
 // keeps them, so that the cache's user computes them once per response, not
-// on every hit.
-func (o *Object) Freshness() (born, expiry time.Time) {
+// on every hit. gen identifies the headers they belong to.
+func (o *Object) Freshness() (born, expiry time.Time, gen uint64) {
 	o.store.mu.Lock()
 	defer o.store.mu.Unlock()
-	return o.born, o.expiry
+	return o.born, o.expiry, o.headerGen
 }
 
-// SetFreshness records the freshness computed for the current headers.
-func (o *Object) SetFreshness(born, expiry time.Time) {
+// SetFreshness records the freshness computed for the headers of generation
+// gen (from Freshness). It is dropped when the headers changed meanwhile: a
+// computation from headers a revalidation has just replaced must not stick.
+func (o *Object) SetFreshness(gen uint64, born, expiry time.Time) {
 	o.store.mu.Lock()
 	defer o.store.mu.Unlock()
-	o.born, o.expiry = born, expiry
+	if gen == o.headerGen {
+		o.born, o.expiry = born, expiry
+	}
 }
 
 // Removed reports whether the object has left the cache.
