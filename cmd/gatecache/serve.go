@@ -71,15 +71,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Freshness: &policy, MaxStale: cfg.MaxStale, NegativeTTL: negative,
 		Recorder: recorder, AccessLog: accessLog,
 	})
+	access := summary.Access{Unrestricted: cfg.SummaryUnrestricted, Public: cfg.SummaryPublic, APIKey: cfg.SummaryAPIKey}
 	report := summary.New(summary.Options{
 		Recorder: recorder,
 		Sources:  nodeSources{store: st, upstream: up, flights: flights, drives: cfg.Drives},
 		Identity: summary.Identity{CacheNodeID: nodeID, CustomerID: cfg.CustomerID},
-		Access:   summary.Access{Unrestricted: cfg.SummaryUnrestricted, Public: cfg.SummaryPublic, APIKey: cfg.SummaryAPIKey},
+		Access:   access,
 	})
-	if w := (summary.Access{Unrestricted: cfg.SummaryUnrestricted, Public: cfg.SummaryPublic, APIKey: cfg.SummaryAPIKey}).Warning(); w != "" {
-		log.Warn(w)
-	}
 	go report.Run(ctx)
 
 	content, err := listen(cfg.ListenAddr, "LISTEN_ADDR")

@@ -12,6 +12,7 @@ import (
 
 	"gatecache/internal/fetch"
 	"gatecache/internal/flight"
+	"gatecache/internal/freshness"
 	"gatecache/internal/httprange"
 	"gatecache/internal/origin"
 	"gatecache/internal/store"
@@ -36,11 +37,6 @@ func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Targ
 	finish := h.finisher(t.Key, call)
 	defer finish(nil, errNotStored) // also on panic (client gone mid-copy)
 
-	if h.negative.has(t.Key) {
-		w.Header().Set("Cache-Status", statusNegative)
-		http.Error(w, "not found upstream (remembered briefly)", http.StatusNotFound)
-		return
-	}
 	reqHdr := upstreamHeader(r)
 	rangeHdr, rangeStart := discoveryRange(r, h.store.BlockSize())
 	if rangeHdr != "" {
@@ -172,14 +168,12 @@ func storable(r *http.Request, resp *http.Response) bool {
 	if r.Header.Get("Authorization") != "" {
 		return false // §3.5: would need public or s-maxage; keep it simple
 	}
-	for _, v := range resp.Header.Values("Cache-Control") {
-		for _, d := range strings.Split(v, ",") {
-			name, _, _ := strings.Cut(strings.TrimSpace(d), "=")
-			switch strings.ToLower(name) {
-			case "no-store", "private":
-				return false
-			}
-		}
+	cc := freshness.Directives(resp.Header.Values("Cache-Control"))
+	if _, ok := cc["no-store"]; ok {
+		return false
+	}
+	if _, ok := cc["private"]; ok {
+		return false
 	}
 	for _, v := range resp.Header.Values("Vary") {
 		if strings.TrimSpace(v) == "*" {

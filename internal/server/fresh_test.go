@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"gatecache/internal/freshness"
 	"gatecache/internal/origintest"
+	"gatecache/internal/store"
 )
 
 // alwaysRevalidate treats every index file as stale at once, so that tests
@@ -162,6 +164,45 @@ func TestNotFoundIsRememberedBriefly(t *testing.T) {
 	r.expect(r.get("/missing.deb"), 404, "gatecache; hit; detail=negative", nil)
 	if n := r.origin.Stats().Requests; n != 1 {
 		t.Fatalf("%d origin requests for a missing file, want 1", n)
+	}
+}
+
+func TestConcurrentRequestsForAMissingFileAskOnce(t *testing.T) {
+	r := newRig(t)
+	r.origin.Set("/missing.deb", origintest.Object{Status: 404})
+	held := r.origin.Hold()
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp := r.get("/missing.deb")
+			body(resp)
+			if resp.StatusCode != 404 {
+				t.Errorf("status %d, want 404", resp.StatusCode)
+			}
+		}()
+	}
+	<-held
+	r.origin.Unhold()
+	wg.Wait()
+	if n := r.origin.Stats().Requests; n != 1 {
+		t.Fatalf("%d origin requests for a missing file asked 6 times at once, want 1", n)
+	}
+}
+
+func TestRevalidationKeepsTheBodyFields(t *testing.T) {
+	f := func(name, value string) store.Field { return store.Field{Name: name, Value: value} }
+	stored := []store.Field{f("Content-Type", "application/x-debian-package"), f("Cache-Control", "no-cache"), f("Date", "old")}
+	got := mergeFields(stored, http.Header{"Content-Type": {"text/html"}, "Cache-Control": {"max-age=60"}, "Date": {"new"}})
+	want := []store.Field{f("Content-Type", "application/x-debian-package"), f("Cache-Control", "max-age=60"), f("Date", "new")}
+	if len(got) != len(want) {
+		t.Fatalf("merged %v, want %v", got, want)
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Fatalf("merged %v, want %v", got, want)
+		}
 	}
 }
 

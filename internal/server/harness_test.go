@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ type rig struct {
 	specs   []store.DriveSpec
 	flights *flight.Group
 	handler *Handler
+	tally   *tally // what the handler recorded, unless the test gave its own recorder
 	cache   *httptest.Server
 	client  *http.Client
 }
@@ -68,7 +70,7 @@ func newRig(t *testing.T, opts ...rigOption) *rig {
 
 func newRigFor(t *testing.T, o *origintest.Origin, dir string, opts ...rigOption) *rig {
 	t.Helper()
-	cfg := rigConfig{budget: 1 << 30, maxStale: -1}
+	cfg := rigConfig{budget: 1 << 30, maxStale: -1, recorder: &tally{}}
 	host, port := splitAddr(o.Addr)
 	cfg.hosts = []origin.Host{{Name: host, Port: port, Var: "CACHEABLE_CUSTOM_1_HOST"}}
 	for _, opt := range opts {
@@ -89,6 +91,7 @@ func newRigFor(t *testing.T, o *origintest.Origin, dir string, opts ...rigOption
 	})
 	srv := httptest.NewServer(h)
 	r := &rig{t: t, origin: o, store: st, specs: specs, flights: flights, handler: h, cache: srv}
+	r.tally, _ = cfg.recorder.(*tally)
 	// No keep-alive: Go's client silently retries an idempotent request
 	// whose reused connection broke before any byte arrived, which would
 	// hide the aborts that the fault tests look for.
@@ -196,4 +199,12 @@ func firstDiff(a, b []byte) string {
 		}
 	}
 	return ""
+}
+
+// tally is a Recorder that adds up what the handler records.
+type tally struct{ hit, miss atomic.Int64 }
+
+func (t *tally) Record(alias string, hit, miss int64) {
+	t.hit.Add(hit)
+	t.miss.Add(miss)
 }

@@ -57,18 +57,15 @@ func addMiss(w http.ResponseWriter, n int64) {
 type writerOnly struct{ http.ResponseWriter }
 
 // done accounts for a finished request: content bytes to the recorder by
-// origin alias, lifetime counters, and the access log line.
+// origin alias, and the access log line.
 func (h *Handler) done(m *meter, r *http.Request, alias string, start time.Time) {
 	if m.status == 0 {
 		m.status = http.StatusOK
 	}
 	content := m.status == http.StatusOK || m.status == http.StatusPartialContent
 	if content && alias != "" {
-		hit := m.bytes - m.miss
-		h.counters.HitBytes.Add(hit)
-		h.counters.MissBytes.Add(m.miss)
 		if h.recorder != nil {
-			h.recorder.Record(alias, hit, m.miss)
+			h.recorder.Record(alias, m.bytes-m.miss, m.miss)
 		}
 	}
 	if h.accessLog != nil {

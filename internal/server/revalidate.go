@@ -159,18 +159,23 @@ func sameObject(meta store.Meta, resp *http.Response) bool {
 // mergeFields updates stored header fields with those of a 304 (RFC 9111
 // §3.2): the new values replace the stored ones, the others stay.
 func mergeFields(stored []store.Field, h http.Header) []store.Field {
+	// Content-Type and Content-Encoding describe the body, which a 304
+	// does not carry: the stored ones stay.
+	updates := func(name string) bool {
+		_, ok := h[name]
+		return ok && name != "Content-Type" && name != "Content-Encoding"
+	}
 	out := make([]store.Field, 0, len(stored))
 	for _, f := range stored {
-		if _, replaced := h[f.Name]; !replaced {
+		if !updates(f.Name) {
 			out = append(out, f)
 		}
 	}
 	for _, name := range storedFields {
-		if name == "Content-Type" || name == "Content-Encoding" {
-			continue // describe the body, which a 304 does not carry
-		}
-		for _, v := range h.Values(name) {
-			out = append(out, store.Field{Name: name, Value: v})
+		if updates(name) {
+			for _, v := range h.Values(name) {
+				out = append(out, store.Field{Name: name, Value: v})
+			}
 		}
 	}
 	return out

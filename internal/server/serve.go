@@ -40,7 +40,6 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 		hdr.Set("Content-Type", "application/octet-stream")
 	}
 	hdr.Set("Accept-Ranges", "bytes")
-	modtime := parseHTTPTime(meta.LastModified)
 
 	first, last, needs := neededBlocks(r, meta.Size, obj.BlockSize())
 	if seeded == nil && (!needs || obj.Verified(first, last)) {
@@ -62,11 +61,11 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 				w.Write(mem)
 				return
 			}
-			http.ServeContent(writerOnly{w}, r, "", modtime, bytes.NewReader(mem))
+			http.ServeContent(writerOnly{w}, r, "", parseHTTPTime(meta.LastModified), bytes.NewReader(mem))
 			return
 		}
 		if f, err := obj.Open(); err == nil {
-			http.ServeContent(w, r, "", modtime, f)
+			http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), f)
 			f.Close()
 			return
 		}
@@ -88,7 +87,7 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 	}
 	src := &upstreamSource{up: h.upstream, t: t, meta: meta, via: r.Header.Values("Via")}
 	rd := h.flights.NewReader(r.Context(), obj, src, limit, seeded)
-	http.ServeContent(w, r, "", modtime, rd)
+	http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), rd)
 	rd.Close()
 	addMiss(w, rd.MissBytes())
 	if err := rd.Err(); err != nil {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"gatecache/internal/fetch"
@@ -70,15 +69,6 @@ type Handler struct {
 	negative  *negativeCache
 	recorder  Recorder
 	accessLog *slog.Logger
-
-	counters Counters
-}
-
-// Counters are the handler's lifetime totals, read by the summary.
-type Counters struct {
-	Requests  atomic.Int64
-	HitBytes  atomic.Int64 // body bytes served from blocks already cached
-	MissBytes atomic.Int64 // body bytes that had to come from upstream
 }
 
 // New returns a content handler.
@@ -100,9 +90,6 @@ func New(o Options) *Handler {
 	}
 }
 
-// Counters returns the handler's counters.
-func (h *Handler) Counters() *Counters { return &h.counters }
-
 // cacheStatus values (RFC 9211 §2).
 const (
 	statusHit       = "gatecache; hit"
@@ -119,7 +106,6 @@ const (
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	h.counters.Requests.Add(1)
 	w := &meter{ResponseWriter: rw}
 	alias := ""
 	defer func(start time.Time) { h.done(w, r, alias, start) }(time.Now()) // also when a response is aborted
@@ -137,16 +123,11 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	t, err := h.resolver.Resolve(r)
 	if err != nil {
-		var nae *origin.NotAllowedError
-		var bre *origin.BadRequestError
-		switch {
-		case errors.As(err, &nae):
-			http.Error(w, err.Error(), http.StatusForbidden)
-		case errors.As(err, &bre):
-			http.Error(w, err.Error(), http.StatusBadRequest)
-		default:
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		code := http.StatusBadRequest
+		if nae := (*origin.NotAllowedError)(nil); errors.As(err, &nae) {
+			code = http.StatusForbidden
 		}
+		http.Error(w, err.Error(), code)
 		return
 	}
 	alias = t.Alias
@@ -173,6 +154,9 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 		http.Error(w, "not cached (only-if-cached)", http.StatusGatewayTimeout)
 		return
 	}
+	if h.servedNegative(w, t) {
+		return
+	}
 	call, leader := h.flights.Join(t.Key)
 	if leader {
 		h.discover(w, r, t, call)
@@ -183,11 +167,24 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	case obj != nil:
 		h.serveObject(w, r, t, obj, nil, statusCollapsed, 0)
 	case errors.Is(err, errNotStored):
-		// The leader's answer may not be shared: ask for our own.
-		h.passThrough(w, r, t)
+		// The leader's answer may not be shared: ask for our own, unless
+		// it was a 404 that every request may know.
+		if !h.servedNegative(w, t) {
+			h.passThrough(w, r, t)
+		}
 	case err != nil:
 		h.upstreamFailed(w, t, err)
 	}
+}
+
+// servedNegative answers 404 when upstream said so moments ago.
+func (h *Handler) servedNegative(w http.ResponseWriter, t origin.Target) bool {
+	if !h.negative.has(t.Key) {
+		return false
+	}
+	w.Header().Set("Cache-Status", statusNegative)
+	http.Error(w, "not found upstream (remembered briefly)", http.StatusNotFound)
+	return true
 }
 
 // looped reports whether the request's Via names this node.

@@ -34,8 +34,8 @@ func TestColdMissStreamsOnceThenHits(t *testing.T) {
 	if n, total := r.upstreamBytes(size); n != 1 || total != size {
 		t.Fatalf("origin asked %d times for %d bytes; want once for %d", n, total, size)
 	}
-	if c := r.handler.Counters(); c.HitBytes.Load() != size || c.MissBytes.Load() != size {
-		t.Fatalf("hit/miss bytes %d/%d, want %d/%d", c.HitBytes.Load(), c.MissBytes.Load(), size, size)
+	if hit, miss := r.tally.hit.Load(), r.tally.miss.Load(); hit != size || miss != size {
+		t.Fatalf("hit/miss bytes %d/%d, want %d/%d", hit, miss, size, size)
 	}
 	if q := r.origin.Requests()[0].URI; strings.Contains(q, "cacheHostOrigin") {
 		t.Fatalf("cacheHostOrigin leaked upstream: %s", q)
@@ -186,9 +186,8 @@ func TestConcurrentClientsCostOneUpstreamTransfer(t *testing.T) {
 	// The object counts once as a miss: the clients that read another's
 	// fill cost the uplink nothing. (A range client leading the fill is
 	// not charged for the bytes before its range.)
-	c := r.handler.Counters()
 	served := int64(clients-clients/3)*size + int64(clients/3)*(size-100000)
-	hit, miss := c.HitBytes.Load(), c.MissBytes.Load()
+	hit, miss := r.tally.hit.Load(), r.tally.miss.Load()
 	if hit+miss != served || miss > size || miss < size-100000 {
 		t.Fatalf("hit %d + miss %d bytes for %d served; want the misses to be the one transfer of %d", hit, miss, served, size)
 	}

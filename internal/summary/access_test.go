@@ -85,14 +85,3 @@ func TestAccessMatrix(t *testing.T) {
 		}
 	}
 }
-
-func TestAccessWarning(t *testing.T) {
-	if (Access{Public: true}).Warning() == "" {
-		t.Error("public without a key should warn")
-	}
-	for _, a := range []Access{{}, {Public: true, APIKey: "k"}, {Unrestricted: true, Public: true}} {
-		if w := a.Warning(); w != "" {
-			t.Errorf("%+v warns %q", a, w)
-		}
-	}
-}

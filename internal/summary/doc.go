@@ -12,8 +12,8 @@
 // other client that sends Access.APIKey in X-Api-Key or ?apiKey=. Public
 // only changes how a remote client without the key is refused (401 "send a
 // key" rather than 403 "loopback only"). An empty APIKey matches nothing, so
-// Public without a key lets in loopback clients only; Access.Warning says so
-// for the startup log.
+// Public without a key lets in loopback clients only (the configuration
+// warns about that at start).
 //
 // The package imports no other gatecache package: the node adapts its
 // store, fetch and flight statistics into Drive, Upstream and Fills through

@@ -48,15 +48,6 @@ type Access struct {
 	APIKey               string
 }
 
-// Warning returns a line for the startup log when the settings do not do
-// what an operator probably meant, or "" when they are fine.
-func (a Access) Warning() string {
-	if !a.Unrestricted && a.Public && a.APIKey == "" {
-		return "IS_SUMMARY_PUBLIC=true without SUMMARY_API_KEY (or CUSTOMER_KEY): only loopback clients can read the summary"
-	}
-	return ""
-}
-
 // Report is the /summary JSON; the README documents it with an example.
 type Report struct {
 	CacheNodeID   string          `json:"cacheNodeId"`
