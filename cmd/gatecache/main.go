@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"gatecache/internal/config"
+	"gatecache/internal/warm"
 )
 
 func main() {
@@ -58,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "verify":
 		return verify(cfg, args, stdout, stderr)
 	case "warm":
-		return warm(args, stdout, stderr)
+		return warm.Main(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -1,4 +1,7 @@
-package main
+// Package warm is the `gatecache warm` client: it asks a running gatecache
+// for a list of URLs, as a forward-proxy client would, so that the content
+// is cached before a rollout, and reports progress and failures.
+package warm
 
 import (
 	"bufio"
@@ -17,7 +20,7 @@ import (
 	"time"
 )
 
-const warmUsage = `usage: gatecache warm [--cache HOST:PORT] [--from FILE] [--parallel N] URL...
+const usage = `usage: gatecache warm [--cache HOST:PORT] [--from FILE] [--parallel N] URL...
 
 Asks a running gatecache for each http:// or https:// URL, as a forward-proxy
 client would, so that the content is cached before a rollout. Bodies are read
@@ -33,23 +36,31 @@ gateway fetches over TLS itself for origins configured as https://host.
 Exit status: 0 all files fetched, 1 some failed, 2 usage error.
 `
 
-// warmProgressEvery is the interval between progress lines.
-const warmProgressEvery = 500 * time.Millisecond
+// progressEvery is the interval between progress lines.
+// Exit statuses, as for every gatecache command.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
 
-// warm runs `gatecache warm`: see warmUsage.
-func warm(args []string, stdout, stderr io.Writer) int {
-	return warmRun(args, stdout, stderr, warmProgressEvery)
+const progressEvery = 500 * time.Millisecond
+
+// Main runs `gatecache warm` with the arguments after "warm" and returns its
+// exit status: see usage.
+func Main(args []string, stdout, stderr io.Writer) int {
+	return run(args, stdout, stderr, progressEvery)
 }
 
-// warmRun is warm with the progress interval as a parameter, for tests.
-func warmRun(args []string, stdout, stderr io.Writer, every time.Duration) int {
-	opts, err := warmParse(args, stderr)
+// run is Main with the progress interval as a parameter, for tests.
+func run(args []string, stdout, stderr io.Writer, every time.Duration) int {
+	opts, err := parseArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
 		if err.Error() != "" { // else the flag package has said it
-			usage, _, _ := strings.Cut(warmUsage, "\n")
+			usage, _, _ := strings.Cut(usage, "\n")
 			fmt.Fprintf(stderr, "gatecache warm: %v\n%s\n", err, usage)
 		}
 		return exitUsage
@@ -70,27 +81,27 @@ func warmRun(args []string, stdout, stderr io.Writer, every time.Duration) int {
 		}
 	}
 	fmt.Fprintf(stdout, "warm: %d files, %d ok, %d failed, %s in %.1fs\n",
-		len(results), len(results)-failed, failed, warmBytes(bytes), took.Seconds())
+		len(results), len(results)-failed, failed, formatBytes(bytes), took.Seconds())
 	if failed > 0 {
 		return exitFailure
 	}
 	return exitOK
 }
 
-// warmOptions is a parsed command line.
-type warmOptions struct {
+// options is a parsed command line.
+type options struct {
 	cache    string   // host:port of the gateway's content port
 	parallel int      // files fetched at once
 	urls     []string // absolute http(s) URLs, in order, without duplicates
 }
 
-// warmParse parses the command line. Flags may come before, between or
+// parseArgs parses the command line. Flags may come before, between or
 // after the URLs. An error with an empty message has been reported by the
 // flag package already.
-func warmParse(args []string, stderr io.Writer) (warmOptions, error) {
+func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("warm", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, warmUsage) }
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	cache := fs.String("cache", "", "")
 	from := fs.String("from", "", "")
 	parallel := fs.Int("parallel", 4, "")
@@ -99,9 +110,9 @@ func warmParse(args []string, stderr io.Writer) (warmOptions, error) {
 	for rest := args; ; {
 		if err := fs.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return warmOptions{}, err
+				return options{}, err
 			}
-			return warmOptions{}, errors.New("")
+			return options{}, errors.New("")
 		}
 		rest = fs.Args()
 		if len(rest) == 0 {
@@ -110,29 +121,29 @@ func warmParse(args []string, stderr io.Writer) (warmOptions, error) {
 		positional, rest = append(positional, rest[0]), rest[1:]
 	}
 
-	opts := warmOptions{parallel: *parallel}
+	opts := options{parallel: *parallel}
 	if opts.parallel < 1 || opts.parallel > 256 {
 		return opts, fmt.Errorf("--parallel %d: want a number from 1 to 256", opts.parallel)
 	}
 	var err error
 	if *cache == "" {
-		opts.cache = warmDefaultCache(os.Getenv("LISTEN_ADDR"))
-	} else if opts.cache, err = warmCacheAddr(*cache); err != nil {
+		opts.cache = defaultCache(os.Getenv("LISTEN_ADDR"))
+	} else if opts.cache, err = cacheAddr(*cache); err != nil {
 		return opts, err
 	}
 
-	var raw []warmSource
+	var raw []source
 	if *from != "" {
-		if raw, err = warmReadList(*from); err != nil {
+		if raw, err = readList(*from); err != nil {
 			return opts, err
 		}
 	}
 	for _, p := range positional {
-		raw = append(raw, warmSource{url: p, where: "argument"})
+		raw = append(raw, source{url: p, where: "argument"})
 	}
 	seen := map[string]bool{}
 	for _, s := range raw {
-		if err := warmCheckURL(s.url); err != nil {
+		if err := checkURL(s.url); err != nil {
 			return opts, fmt.Errorf("%s: %v", s.where, err)
 		}
 		if !seen[s.url] {
@@ -146,15 +157,15 @@ func warmParse(args []string, stderr io.Writer) (warmOptions, error) {
 	return opts, nil
 }
 
-// warmDefaultCache turns the gateway's LISTEN_ADDR into an address to
+// defaultCache turns the gateway's LISTEN_ADDR into an address to
 // connect to: a wildcard or empty host means this machine.
-func warmDefaultCache(listen string) string {
+func defaultCache(listen string) string {
 	if listen == "" {
 		return "127.0.0.1:8081"
 	}
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return listen // reported by warmCacheAddr's rules when dialled
+		return listen // reported by cacheAddr's rules when dialled
 	}
 	switch host {
 	case "", "0.0.0.0":
@@ -165,8 +176,8 @@ func warmDefaultCache(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// warmCacheAddr validates --cache: HOST:PORT, an http:// prefix allowed.
-func warmCacheAddr(s string) (string, error) {
+// cacheAddr validates --cache: HOST:PORT, an http:// prefix allowed.
+func cacheAddr(s string) (string, error) {
 	addr := strings.TrimSuffix(strings.TrimPrefix(s, "http://"), "/")
 	host, port, err := net.SplitHostPort(addr)
 	if err == nil {
@@ -178,14 +189,14 @@ func warmCacheAddr(s string) (string, error) {
 	return "", fmt.Errorf("--cache %q: want HOST:PORT of the gateway's content port, like 127.0.0.1:8081 or gateway:80", s)
 }
 
-// warmSource is a URL and where it was given, for error messages.
-type warmSource struct {
+// source is a URL and where it was given, for error messages.
+type source struct {
 	url, where string
 }
 
-// warmReadList reads a --from file: one URL per line, optionally followed by
+// readList reads a --from file: one URL per line, optionally followed by
 // a # comment; blank lines and lines starting with # are skipped.
-func warmReadList(name string) ([]warmSource, error) {
+func readList(name string) ([]source, error) {
 	var r io.Reader = os.Stdin
 	if name != "-" {
 		f, err := os.Open(name)
@@ -195,7 +206,7 @@ func warmReadList(name string) ([]warmSource, error) {
 		defer f.Close()
 		r = f
 	}
-	var out []warmSource
+	var out []source
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for line := 1; sc.Scan(); line++ {
@@ -207,7 +218,7 @@ func warmReadList(name string) ([]warmSource, error) {
 		if len(fields) > 1 && !strings.HasPrefix(fields[1], "#") {
 			return nil, fmt.Errorf("%s: want one URL per line, got %q", where, sc.Text())
 		}
-		out = append(out, warmSource{url: fields[0], where: where})
+		out = append(out, source{url: fields[0], where: where})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("--from %s: %v", name, err)
@@ -215,8 +226,8 @@ func warmReadList(name string) ([]warmSource, error) {
 	return out, nil
 }
 
-// warmCheckURL accepts absolute http and https URLs with a host.
-func warmCheckURL(raw string) error {
+// checkURL accepts absolute http and https URLs with a host.
+func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return fmt.Errorf("%q: want an absolute http:// or https:// URL without user:password@", raw)
@@ -224,18 +235,18 @@ func warmCheckURL(raw string) error {
 	return nil
 }
 
-// warmRequestURL is the URL asked of the gateway: https becomes http with
+// requestURL is the URL asked of the gateway: https becomes http with
 // the same host and port, since the gateway refuses CONNECT and fetches
 // https:// origins over TLS itself. The fragment is dropped.
-func warmRequestURL(raw string) string {
-	u, _ := url.Parse(raw) // checked by warmCheckURL
+func requestURL(raw string) string {
+	u, _ := url.Parse(raw) // checked by checkURL
 	u.Scheme = "http"
 	u.Fragment, u.RawFragment = "", ""
 	return u.String()
 }
 
-// warmResult is the outcome of one file.
-type warmResult struct {
+// result is the outcome of one file.
+type result struct {
 	url     string
 	ok      bool
 	bytes   int64  // body bytes read
@@ -245,7 +256,7 @@ type warmResult struct {
 // warmer fetches the URLs through the gateway and keeps the figures the
 // progress line shows.
 type warmer struct {
-	opts   warmOptions
+	opts   options
 	client *http.Client
 
 	done       atomic.Int64 // files finished
@@ -254,7 +265,7 @@ type warmer struct {
 	knownFiles atomic.Int64 // files counted in knownBytes
 }
 
-func newWarmer(opts warmOptions) *warmer {
+func newWarmer(opts options) *warmer {
 	tr := &http.Transport{
 		Proxy:                 http.ProxyURL(&url.URL{Scheme: "http", Host: opts.cache}),
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -275,8 +286,8 @@ func newWarmer(opts warmOptions) *warmer {
 
 // run fetches every URL with opts.parallel workers, writing a progress line
 // to progress at most every `every`, and returns the results in URL order.
-func (w *warmer) run(progress io.Writer, every time.Duration) []warmResult {
-	results := make([]warmResult, len(w.opts.urls))
+func (w *warmer) run(progress io.Writer, every time.Duration) []result {
+	results := make([]result, len(w.opts.urls))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(w.opts.parallel, len(w.opts.urls)) {
@@ -352,12 +363,12 @@ func (w *warmer) progressLine(elapsed time.Duration) string {
 		eta = time.Duration(min(left, 359999) * float64(time.Second)).Round(time.Second).String()
 	}
 	return fmt.Sprintf("warm: %d/%d files, %s, %s/s, ETA %s",
-		w.done.Load(), total, warmBytes(got), warmBytes(int64(rate)), eta)
+		w.done.Load(), total, formatBytes(got), formatBytes(int64(rate)), eta)
 }
 
 // fetch asks the gateway for one URL and reads the body to the end.
-func (w *warmer) fetch(raw string, buf []byte) warmResult {
-	res := warmResult{url: raw}
+func (w *warmer) fetch(raw string, buf []byte) result {
+	res := result{url: raw}
 	sized := false // counted in knownBytes
 	defer func() {
 		if !sized {
@@ -365,7 +376,7 @@ func (w *warmer) fetch(raw string, buf []byte) warmResult {
 			w.knownFiles.Add(1)
 		}
 	}()
-	req, err := http.NewRequest(http.MethodGet, warmRequestURL(raw), nil)
+	req, err := http.NewRequest(http.MethodGet, requestURL(raw), nil)
 	if err != nil {
 		res.problem = err.Error()
 		return res
@@ -373,7 +384,7 @@ func (w *warmer) fetch(raw string, buf []byte) warmResult {
 	req.Header.Set("User-Agent", "gatecache-warm")
 	resp, err := w.client.Do(req)
 	if err != nil {
-		res.problem = warmNetError(err, w.opts.cache)
+		res.problem = netError(err, w.opts.cache)
 		return res
 	}
 	defer resp.Body.Close()
@@ -395,7 +406,7 @@ func (w *warmer) fetch(raw string, buf []byte) warmResult {
 		w.knownBytes.Add(resp.ContentLength)
 		w.knownFiles.Add(1)
 	}
-	n, err := io.CopyBuffer(warmCounter{&w.bytes}, warmOnlyReader{resp.Body}, buf)
+	n, err := io.CopyBuffer(counter{&w.bytes}, onlyReader{resp.Body}, buf)
 	res.bytes = n
 	if err != nil {
 		res.problem = fmt.Sprintf("%s, body cut short after %d bytes: %v", resp.Status, n, err)
@@ -405,9 +416,9 @@ func (w *warmer) fetch(raw string, buf []byte) warmResult {
 	return res
 }
 
-// warmNetError describes a failed request, naming the gateway when it
+// netError describes a failed request, naming the gateway when it
 // could not be reached at all.
-func warmNetError(err error, cache string) string {
+func netError(err error, cache string) string {
 	var op *net.OpError
 	if errors.As(err, &op) && (op.Op == "proxyconnect" || op.Op == "dial") {
 		return fmt.Sprintf("cannot reach the gateway at %s (is gatecache running? --cache sets the address): %v", cache, op.Err)
@@ -415,23 +426,23 @@ func warmNetError(err error, cache string) string {
 	return err.Error()
 }
 
-// warmCounter discards what is written, counting the bytes.
-type warmCounter struct{ n *atomic.Int64 }
+// counter discards what is written, counting the bytes.
+type counter struct{ n *atomic.Int64 }
 
-func (c warmCounter) Write(p []byte) (int, error) {
+func (c counter) Write(p []byte) (int, error) {
 	c.n.Add(int64(len(p)))
 	return len(p), nil
 }
 
-// warmOnlyReader hides any WriterTo of the body so that CopyBuffer reads
+// onlyReader hides any WriterTo of the body so that CopyBuffer reads
 // through buf and the count advances as bytes arrive.
-type warmOnlyReader struct{ r io.Reader }
+type onlyReader struct{ r io.Reader }
 
-func (o warmOnlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
-// warmBytes formats a byte count in SI units (1 MB = 10^6 bytes), as the
+// formatBytes formats a byte count in SI units (1 MB = 10^6 bytes), as the
 // README counts GB.
-func warmBytes(n int64) string {
+func formatBytes(n int64) string {
 	if n < 1000 {
 		return fmt.Sprintf("%d B", n)
 	}
