@@ -131,15 +131,21 @@ func wantCacheStatus(t *testing.T, what string, a chainAnswer, want string) {
 	}
 }
 
-// wantFastFailure fails unless a is a 502 or 504 that came within 3 s
+// failFast bounds a failure that must come from the 2 s parent connect
+// limit (or a refused connection), not from the longer origin connect or
+// response timeouts. The bound is loose so that it holds on a loaded
+// machine under -race; the benchmarks measure the real figure.
+const failFast = 8 * time.Second
+
+// wantFastFailure fails unless a is a 502 or 504 that came within failFast
 // and carries none of the content.
 func wantFastFailure(t *testing.T, what string, a chainAnswer, content []byte) {
 	t.Helper()
 	if a.status != http.StatusBadGateway && a.status != http.StatusGatewayTimeout {
 		t.Errorf("%s: status %d (%s), want 502 or 504", what, a.status, a.cacheStatus())
 	}
-	if a.took >= 3*time.Second {
-		t.Errorf("%s: the failure took %v, want < 3 s", what, a.took.Round(time.Millisecond))
+	if a.took >= failFast {
+		t.Errorf("%s: the failure took %v, want < %v", what, a.took.Round(time.Millisecond), failFast)
 	}
 	if len(content) > 0 && bytes.Contains(a.body, content[:min(len(content), 4096)]) {
 		t.Errorf("%s: the failure carries content", what)
@@ -148,7 +154,7 @@ func wantFastFailure(t *testing.T, what string, a chainAnswer, content []byte) {
 
 const (
 	chainLong  = 60 * time.Second // a download that must succeed
-	chainShort = 10 * time.Second // a failure that must be quick (asserted < 3 s)
+	chainShort = 10 * time.Second // a failure that must be quick (asserted < failFast)
 )
 
 func TestChainStoresAtEveryLevel(t *testing.T) {
@@ -258,8 +264,8 @@ func TestFailoverToSecondParent(t *testing.T) {
 	for _, p := range []string{"/one.bin", "/two.bin"} {
 		a := chainAsk(t, leaf, o.Addr, p, chainLong)
 		wantChainBytes(t, p+" past a dead first parent", a, o.Want(p))
-		if a.took >= 3*time.Second {
-			t.Errorf("%s past a dead first parent took %v, want < 3 s", p, a.took.Round(time.Millisecond))
+		if a.took >= failFast {
+			t.Errorf("%s past a dead first parent took %v, want < %v", p, a.took.Round(time.Millisecond), failFast)
 		}
 	}
 
@@ -307,8 +313,8 @@ func TestLoopIsRefused(t *testing.T) {
 	if ans.status != http.StatusLoopDetected && ans.status != http.StatusBadGateway {
 		t.Errorf("miss in a loop: status %d (%s), want 508 or 502\n%s", ans.status, ans.cacheStatus(), chainLog(a))
 	}
-	if ans.took >= 3*time.Second {
-		t.Errorf("miss in a loop took %v, want < 3 s", ans.took.Round(time.Millisecond))
+	if ans.took >= failFast {
+		t.Errorf("miss in a loop took %v, want < %v", ans.took.Round(time.Millisecond), failFast)
 	}
 	if n := o.Stats().Requests; n != 0 {
 		t.Errorf("origin saw %d requests, want 0 (no fallback configured)", n)
@@ -355,10 +361,14 @@ func TestUpstreamRateCap(t *testing.T) {
 	if a.took < 2500*time.Millisecond {
 		t.Errorf("8 MiB at UPSTREAM_MAX_RATE=2MiB took %v, want >= 2.5 s", a.took.Round(time.Millisecond))
 	}
+	// Hits never pass the cap's token bucket, which meters upstream
+	// bodies only: a hit that reaches no upstream cannot be slowed by it.
+	before := o.Stats().Requests
 	a = chainAsk(t, n, o.Addr, "/big.img", chainLong)
 	wantChainBytes(t, "hit", a, o.Want("/big.img"))
-	if a.took >= time.Second {
-		t.Errorf("a hit took %v: the cap must not slow hits (want < 1 s)", a.took.Round(time.Millisecond))
+	wantCacheStatus(t, "hit", a, chainHit)
+	if got := o.Stats().Requests - before; got != 0 {
+		t.Errorf("the hit made %d upstream requests, want 0", got)
 	}
 
 	// The cap is on the total, not per transfer: 2 x 4 MiB at once.

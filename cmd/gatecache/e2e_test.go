@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "gatecache")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build := exec.Command("go", append(append([]string{"build"}, raceFlags...), "-o", binary, ".")...)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building gatecache:", err)
