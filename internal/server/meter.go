@@ -69,7 +69,7 @@ func (h *Handler) done(m *meter, r *http.Request, alias string, start time.Time)
 		}
 	}
 	if h.accessLog != nil {
-		h.accessLog.Info("access", "method", r.Method, "origin", alias, "uri", r.URL.RequestURI(),
+		h.accessLog.Info("access", "method", r.Method, "origin", alias, "uri", shortURI(r.URL.RequestURI()),
 			"status", m.status, "bytes", m.bytes, "upstream_bytes", m.miss,
 			"cache", m.Header().Get("Cache-Status"), "ms", time.Since(start).Milliseconds())
 	}

@@ -109,6 +109,10 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	w := &meter{ResponseWriter: rw}
 	alias := ""
 	defer func(start time.Time) { h.done(w, r, alias, start) }(time.Now()) // also when a response is aborted
+	if targetTooLong(w, r) {
+		return
+	}
+	lastRange(r.Header)
 	if r.Method == http.MethodConnect {
 		// Never a tunnel: the cache only ever serves HTTP content it
 		// may keep.
