@@ -40,6 +40,15 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 		hdr.Set("Content-Type", "application/octet-stream")
 	}
 	hdr.Set("Accept-Ranges", "bytes")
+	if rh := r.Header.Get("Range"); rh != "" {
+		// Where net/http would answer an empty range ("-0") with 206,
+		// make it answer 416 as RFC 9110 §14.1.1 says.
+		if v := httprange.ServeHeader(rh, meta.Size); v == "" {
+			delete(r.Header, "Range")
+		} else if v != rh {
+			r.Header["Range"] = []string{v}
+		}
+	}
 
 	first, last, needs := neededBlocks(r, meta.Size, obj.BlockSize())
 	if seeded == nil && (!needs || obj.Verified(first, last)) {
