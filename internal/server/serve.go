@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -74,9 +75,24 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 			return
 		}
 		if f, err := obj.Open(); err == nil {
-			http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), f)
+			// ServeContent takes the length from the file (it seeks to
+			// its end): a file cut short or extended under the cache
+			// would be served with the wrong length and junk. One fstat
+			// keeps the *os.File, and so sendfile, on the healthy path.
+			fi, err := f.Stat()
+			if err == nil && fi.Size() == meta.Size {
+				http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), f)
+				f.Close()
+				return
+			}
 			f.Close()
-			return
+			// A storage fault: serve exactly the object's bytes
+			// through the reader, which reads what the file still
+			// holds and passes the rest through; then drop the object
+			// so that the next request fetches it anew.
+			h.log.Warn("cache data file has the wrong size: serving the object through checks and dropping it",
+				"key", t.Key, "path", obj.Path(), "file_size", fileSize(fi), "size", meta.Size, "err", err)
+			defer h.store.RemoveObject(obj)
 		}
 	}
 	if status == "" {
@@ -99,6 +115,11 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 	http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), rd)
 	rd.Close()
 	addMiss(w, rd.MissBytes())
+	if err := rd.FileFault(); err != nil {
+		h.log.Warn("cache data file came up short: passed the rest through, dropping the object",
+			"key", t.Key, "err", err)
+		h.store.RemoveObject(obj)
+	}
 	if err := rd.Err(); err != nil {
 		if errors.Is(err, flight.ErrChanged) {
 			// A new version upstream: forget this one so the next
@@ -134,6 +155,14 @@ func neededBlocks(r *http.Request, size, blockSize int64) (first, last int64, ne
 	span, _ := httprange.Span(ranges)
 	first, last = httprange.Blocks(span.Start, span.Length, blockSize)
 	return first, last, true
+}
+
+// fileSize is fi's size, or -1 when there is no fi.
+func fileSize(fi os.FileInfo) int64 {
+	if fi == nil {
+		return -1
+	}
+	return fi.Size()
 }
 
 func parseHTTPTime(v string) time.Time {
