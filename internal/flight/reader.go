@@ -299,3 +299,20 @@ func (r *Reader) readDirect(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Coverage counts the blocks in [first, last] of obj that are present, and
+// those absent but being filled now: a reader of them would read another
+// request's fill, not ask upstream itself.
+func (g *Group) Coverage(obj *store.Object, first, last int64) (present, filling int64) {
+	g.mu.Lock() // a fill commits a block before it drops its claim
+	defer g.mu.Unlock()
+	claims := g.fills[obj]
+	for i := first; i <= last; i++ {
+		if p, _ := obj.BlockState(i); p {
+			present++
+		} else if claims[i] != nil {
+			filling++
+		}
+	}
+	return present, filling
+}

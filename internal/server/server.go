@@ -146,7 +146,13 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 // serveCached answers a GET or HEAD from the store, discovering the object
 // upstream when the key is unknown.
 func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.Target) {
-	if obj := h.store.Lookup(t.Key); obj != nil {
+	obj := h.store.Lookup(t.Key)
+	if obj != nil && !h.completable(r, obj) {
+		h.log.Info("object without a validator is incomplete: fetching it anew, whole", "key", t.Key)
+		h.store.RemoveObject(obj)
+		obj = nil
+	}
+	if obj != nil {
 		if age, fresh := h.fresh(r, t, obj); fresh {
 			h.serveObject(w, r, t, obj, nil, "", age)
 		} else {
