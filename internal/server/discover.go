@@ -52,7 +52,7 @@ func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Targ
 		return
 	}
 	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
-		h.negative.add(t.Key)
+		h.negative.add(t)
 	}
 	h.storeAndServe(w, r, t, resp, rangeHdr, rangeStart, finish, statusMiss)
 }

@@ -187,16 +187,6 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	}
 }
 
-// servedNegative answers 404 when upstream said so moments ago.
-func (h *Handler) servedNegative(w http.ResponseWriter, t origin.Target) bool {
-	if !h.negative.has(t.Key) {
-		return false
-	}
-	w.Header().Set("Cache-Status", statusNegative)
-	http.Error(w, "not found upstream (remembered briefly)", http.StatusNotFound)
-	return true
-}
-
 // looped reports whether the request's Via names this node.
 func (h *Handler) looped(r *http.Request) bool {
 	if h.nodeID == "" {
