@@ -96,9 +96,15 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 		}
 	}
 	if status == "" {
-		switch present := obj.PresentCount(first, last); {
-		case !needs || present == last-first+1:
+		// What this request forwards itself (RFC 9211 §2.2, §2.4):
+		// blocks another request is filling cost it no upstream
+		// request; it was collapsed with that one.
+		present, filling := h.flights.Coverage(obj, first, last)
+		switch total := last - first + 1; {
+		case !needs || present == total:
 			status = statusHit
+		case present+filling == total:
+			status = statusCollapsed
 		case present == 0:
 			status = statusMiss
 		default:

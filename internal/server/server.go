@@ -106,9 +106,14 @@ const (
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	w := &meter{ResponseWriter: rw}
-	alias := ""
-	defer func(start time.Time) { h.done(w, r, alias, start) }(time.Now()) // also when a response is aborted
+	w := &meter{ResponseWriter: rw, ctx: r.Context()}
+	panicked := true // until serve returns: the response was aborted
+	defer func(start time.Time) { h.done(w, r, start, panicked) }(time.Now())
+	h.serve(w, r)
+	panicked = false
+}
+
+func (h *Handler) serve(w *meter, r *http.Request) {
 	if targetTooLong(w, r) {
 		return
 	}
@@ -134,7 +139,7 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), code)
 		return
 	}
-	alias = t.Alias
+	w.alias = t.Alias
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		h.serveCached(w, r, t)
@@ -228,6 +233,14 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, t origin.Targe
 // upstreamFailed answers a request that needed upstream when upstream could
 // not be reached: 504 for a timeout, 502 otherwise (RFC 9110 §15.6.3, §15.6.5).
 func (h *Handler) upstreamFailed(w http.ResponseWriter, t origin.Target, err error) {
+	if clientGone(w) {
+		// Nobody to answer (the access log says 499); a request
+		// cancelled because its client left is no upstream fault.
+		if !errors.Is(err, context.Canceled) {
+			h.log.Warn("upstream fetch failed", "key", t.Key, "err", err)
+		}
+		return
+	}
 	h.log.Warn("upstream fetch failed", "key", t.Key, "err", err)
 	code := http.StatusBadGateway
 	var fe *fetch.Error
