@@ -16,40 +16,15 @@ import (
 
 // serveObject answers from a stored object whose current age is age.
 // http.ServeContent does the Range, If-Range and conditional logic (RFC 9110
-// §13, §14); the body comes
-// straight from the data file (sendfile) when every block the response needs
-// is present and verified, else through a flight.Reader that fetches what is
-// missing. seeded is the fill of the response that discovered the object.
+// §13, §14); the body comes straight from the data file (sendfile) when
+// every block the response needs is present and verified, else through a
+// flight.Reader that fetches what is missing. seeded is the fill of the
+// response that discovered the object.
 func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.Target, obj *store.Object, seeded *flight.Fill, status string, age time.Duration) {
 	meta := obj.Meta()
 	hdr := w.Header()
-	for _, f := range meta.Header {
-		hdr[f.Name] = append(hdr[f.Name], f.Value) // stored names are canonical
-	}
-	if age > 0 {
-		// RFC 9111 §5.1: the time since the response was generated or
-		// validated upstream, replacing the Age it was stored with.
-		hdr["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
-	} else {
-		delete(hdr, "Age")
-	}
-	if meta.ETag != "" {
-		hdr.Set("Etag", meta.ETag)
-	}
-	if _, ok := hdr["Content-Type"]; !ok {
-		// Set, so that ServeContent does not sniff (read) the body.
-		hdr.Set("Content-Type", "application/octet-stream")
-	}
-	hdr.Set("Accept-Ranges", "bytes")
-	if rh := r.Header.Get("Range"); rh != "" {
-		// Where net/http would answer an empty range ("-0") with 206,
-		// make it answer 416 as RFC 9110 §14.1.1 says.
-		if v := httprange.ServeHeader(rh, meta.Size); v == "" {
-			delete(r.Header, "Range")
-		} else if v != rh {
-			r.Header["Range"] = []string{v}
-		}
-	}
+	replayHeader(hdr, meta, age)
+	emptyRangesUnsatisfiable(r, meta.Size)
 
 	first, last, needs := neededBlocks(r, meta.Size, obj.BlockSize())
 	if seeded == nil && (!needs || obj.Verified(first, last)) {
@@ -57,59 +32,18 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 			status = statusHit
 		}
 		hdr.Set("Cache-Status", status)
-		if mem := obj.MemoryCopy(); mem != nil {
-			// Small objects from memory, through Write so that the
-			// header and body leave in one write.
-			if plainGet(r) {
-				// The common case needs none of ServeContent's range
-				// and precondition work: answer it directly.
-				if meta.LastModified != "" {
-					hdr.Set("Last-Modified", meta.LastModified)
-				}
-				hdr.Set("Content-Length", strconv.Itoa(len(mem)))
-				w.WriteHeader(http.StatusOK)
-				w.Write(mem)
-				return
-			}
-			http.ServeContent(writerOnly{w}, r, "", parseHTTPTime(meta.LastModified), bytes.NewReader(mem))
+		served, damaged := h.serveVerified(w, r, t, obj, meta)
+		if served {
 			return
 		}
-		if f, err := obj.Open(); err == nil {
-			// ServeContent takes the length from the file (it seeks to
-			// its end): a file cut short or extended under the cache
-			// would be served with the wrong length and junk. One fstat
-			// keeps the *os.File, and so sendfile, on the healthy path.
-			fi, err := f.Stat()
-			if err == nil && fi.Size() == meta.Size {
-				http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), f)
-				f.Close()
-				return
-			}
-			f.Close()
-			// A storage fault: serve exactly the object's bytes
-			// through the reader, which reads what the file still
-			// holds and passes the rest through; then drop the object
-			// so that the next request fetches it anew.
-			h.log.Warn("cache data file has the wrong size: serving the object through checks and dropping it",
-				"key", t.Key, "path", obj.Path(), "file_size", fileSize(fi), "size", meta.Size, "err", err)
+		if damaged {
+			// Served through the reader below, then dropped so that
+			// the next request stores it anew.
 			defer h.store.RemoveObject(obj)
 		}
 	}
 	if status == "" {
-		// What this request forwards itself (RFC 9211 §2.2, §2.4):
-		// blocks another request is filling cost it no upstream
-		// request; it was collapsed with that one.
-		present, filling := h.flights.Coverage(obj, first, last)
-		switch total := last - first + 1; {
-		case !needs || present == total:
-			status = statusHit
-		case present+filling == total:
-			status = statusCollapsed
-		case present == 0:
-			status = statusMiss
-		default:
-			status = statusPartial
-		}
+		status = h.forwardStatus(obj, first, last, needs)
 	}
 	hdr.Set("Cache-Status", status)
 	limit := obj.Size()
@@ -140,6 +74,104 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 		// that looks complete.
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// replayHeader sets the stored response's fields, with Age replaced.
+func replayHeader(hdr http.Header, meta store.Meta, age time.Duration) {
+	for _, f := range meta.Header {
+		hdr[f.Name] = append(hdr[f.Name], f.Value) // stored names are canonical
+	}
+	if age > 0 {
+		// RFC 9111 §5.1: the time since the response was generated or
+		// validated upstream, replacing the Age it was stored with.
+		hdr["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
+	} else {
+		delete(hdr, "Age")
+	}
+	if meta.ETag != "" {
+		hdr.Set("Etag", meta.ETag)
+	}
+	if _, ok := hdr["Content-Type"]; !ok {
+		// Set, so that ServeContent does not sniff (read) the body.
+		hdr.Set("Content-Type", "application/octet-stream")
+	}
+	hdr.Set("Accept-Ranges", "bytes")
+}
+
+// emptyRangesUnsatisfiable rewrites a Range that net/http would answer with
+// a zero-length 206 ("bytes=-0") so that it answers 416, as RFC 9110
+// §14.1.1 says (see httprange.ServeHeader).
+func emptyRangesUnsatisfiable(r *http.Request, size int64) {
+	rh := r.Header.Get("Range")
+	if rh == "" {
+		return
+	}
+	if v := httprange.ServeHeader(rh, size); v == "" {
+		delete(r.Header, "Range")
+	} else if v != rh {
+		r.Header["Range"] = []string{v}
+	}
+}
+
+// serveVerified answers from memory or the data file, when every block the
+// response needs is verified. It reports whether it served the request;
+// when not, it has written nothing, and damaged says that the data file's
+// size is wrong.
+func (h *Handler) serveVerified(w http.ResponseWriter, r *http.Request, t origin.Target, obj *store.Object, meta store.Meta) (served, damaged bool) {
+	hdr := w.Header()
+	if mem := obj.MemoryCopy(); mem != nil {
+		// Small objects from memory, through Write so that the header
+		// and body leave in one write.
+		if plainGet(r) {
+			// The common case needs none of ServeContent's range and
+			// precondition work: answer it directly.
+			if meta.LastModified != "" {
+				hdr.Set("Last-Modified", meta.LastModified)
+			}
+			hdr.Set("Content-Length", strconv.Itoa(len(mem)))
+			w.WriteHeader(http.StatusOK)
+			w.Write(mem)
+			return true, false
+		}
+		http.ServeContent(writerOnly{w}, r, "", parseHTTPTime(meta.LastModified), bytes.NewReader(mem))
+		return true, false
+	}
+	f, err := obj.Open()
+	if err != nil {
+		return false, false // the reader passes it through
+	}
+	defer f.Close()
+	// ServeContent takes the length from the file (it seeks to its end):
+	// a file cut short or extended under the cache would be served with
+	// the wrong length and junk. One fstat keeps the *os.File, and so
+	// sendfile, on the healthy path.
+	fi, err := f.Stat()
+	if err == nil && fi.Size() == meta.Size {
+		http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), f)
+		return true, false
+	}
+	// A storage fault. The reader serves exactly the object's bytes:
+	// what the file still holds, the rest passed through.
+	h.log.Warn("cache data file has the wrong size: serving the object through checks and dropping it",
+		"key", t.Key, "path", obj.Path(), "file_size", fileSize(fi), "size", meta.Size, "err", err)
+	return false, true
+}
+
+// forwardStatus is the Cache-Status of a response read through a reader:
+// what this request forwards itself (RFC 9211 §2.2, §2.4). Blocks another
+// request is filling cost it no upstream request: it was collapsed with
+// that one.
+func (h *Handler) forwardStatus(obj *store.Object, first, last int64, needs bool) string {
+	present, filling := h.flights.Coverage(obj, first, last)
+	switch total := last - first + 1; {
+	case !needs || present == total:
+		return statusHit
+	case present+filling == total:
+		return statusCollapsed
+	case present == 0:
+		return statusMiss
+	}
+	return statusPartial
 }
 
 // neededBlocks is the span of blocks a GET needs: the blocks of its Range, or
