@@ -108,5 +108,6 @@ func TestFoldedRangeLinesUseTheLastSet(t *testing.T) {
 	r.origin.Set("/f", origintest.Object{Size: 9000})
 	want := r.origin.Want("/f")
 	r.expect(r.get("/f"), 200, "", want)
+	r.flights.Wait()
 	r.expect(r.get("/f", "Range", "bytes=100-8999, bytes=4000-8999"), 206, "gatecache; hit", want[4000:])
 }

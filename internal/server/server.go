@@ -174,6 +174,9 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	}
 	call, leader := h.flights.Join(t.Key)
 	if leader {
+		if h.discoveredMeanwhile(w, r, t, call) {
+			return
+		}
 		h.discover(w, r, t, call)
 		return
 	}
@@ -190,6 +193,26 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	case err != nil:
 		h.upstreamFailed(w, t, err)
 	}
+}
+
+// discoveredMeanwhile serves a request whose key another discovery
+// answered between the lookup and Join: a stored object, or a 404 to
+// remember. Without this look, the request would ask upstream a second time
+// (and replace the object just stored).
+func (h *Handler) discoveredMeanwhile(w http.ResponseWriter, r *http.Request, t origin.Target, call *flight.Call) bool {
+	if obj := h.store.Lookup(t.Key); obj != nil && h.completable(r, obj) {
+		if age, fresh := h.fresh(r, t, obj); fresh {
+			h.flights.Finish(t.Key, call, obj, nil)
+			h.serveObject(w, r, t, obj, nil, "", age)
+			return true
+		}
+	}
+	if h.negative.has(t) {
+		h.flights.Finish(t.Key, call, nil, errNotStored)
+		h.servedNegative(w, t)
+		return true
+	}
+	return false
 }
 
 // looped reports whether the request's Via names this node.
