@@ -113,6 +113,8 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	panicked = false
 }
 
+// serve answers one request: bounds and request shape first, then the
+// origin, then the store or upstream.
 func (h *Handler) serve(w *meter, r *http.Request) {
 	if targetTooLong(w, r) {
 		return
