@@ -85,6 +85,14 @@ func TestReadersOfOneRangeShareOneFill(t *testing.T) {
 			got[i], _ = io.ReadAll(rd)
 		}()
 	}
+	// Both wait on the one fill before any byte arrives: without that, a
+	// reader scheduled late finds every block present and joins nothing.
+	for deadline := time.Now().Add(20 * time.Second); g.Stats().Coalesced < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the second reader never joined the fill")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	// The body arrives in odd-sized pieces; both readers see every byte.
 	for off := 0; off < len(data); {
 		n := min(len(data)-off, 1000+off%777)

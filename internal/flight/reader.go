@@ -36,6 +36,7 @@ type Reader struct {
 	directOff int64
 
 	err       error
+	fileFault error
 	missBytes int64
 }
 
@@ -138,7 +139,7 @@ func (r *Reader) read(p []byte) (int, error) {
 		present, verified := obj.BlockState(i)
 		if verified {
 			n, err := r.readFile(p[:min(int64(len(p)), blockEnd-r.off)])
-			if r.fetchedHere(i) {
+			if r.direct == nil && r.fetchedHere(i) { // a pass-through counted its bytes
 				r.missBytes += int64(n)
 			}
 			return n, err
@@ -163,7 +164,7 @@ func (r *Reader) read(p []byte) (int, error) {
 		written, finished, err := f.wait(r.ctx, r.off)
 		if written > r.off {
 			n, err := r.readFile(p[:min(int64(len(p)), written-r.off, blockEnd-r.off)])
-			if slices.Contains(r.own, f) {
+			if r.direct == nil && slices.Contains(r.own, f) {
 				r.missBytes += int64(n)
 			}
 			return n, err
@@ -243,11 +244,21 @@ func (r *Reader) readFile(p []byte) (int, error) {
 		return r.fallback(p, err)
 	}
 	n, err := r.file.ReadAt(p, r.off)
-	if n == len(p) {
+	if n > 0 {
+		// A short read (a file cut short under the store) still read
+		// good bytes: return them; the next Read, at the offset where
+		// they end, reads nothing and falls back from there.
 		return n, nil
 	}
-	return r.fallback(p[n:], fmt.Errorf("%w: read %s: %v", store.ErrStorage, r.file.Name(), err))
+	r.fileFault = fmt.Errorf("%w: read %s at %d: %v", store.ErrStorage, r.file.Name(), r.off, err)
+	return r.fallback(p, r.fileFault)
 }
+
+// FileFault is the error of a read of present blocks that came up short or
+// failed (a data file cut short or unreadable): the reader passed the rest
+// through from upstream, and the object's file no longer holds what its
+// blocks say.
+func (r *Reader) FileFault() error { return r.fileFault }
 
 // fallback passes the rest of the range through from upstream when err is a
 // storage fault, and returns err otherwise.
@@ -287,4 +298,21 @@ func (r *Reader) readDirect(p []byte) (int, error) {
 		err = nil
 	}
 	return n, err
+}
+
+// Coverage counts the blocks in [first, last] of obj that are present, and
+// those absent but being filled now: a reader of them would read another
+// request's fill, not ask upstream itself.
+func (g *Group) Coverage(obj *store.Object, first, last int64) (present, filling int64) {
+	g.mu.Lock() // a fill commits a block before it drops its claim
+	defer g.mu.Unlock()
+	claims := g.fills[obj]
+	for i := first; i <= last; i++ {
+		if p, _ := obj.BlockState(i); p {
+			present++
+		} else if claims[i] != nil {
+			filling++
+		}
+	}
+	return present, filling
 }

@@ -178,3 +178,35 @@ func TestParseMatchesServeContent(t *testing.T) {
 		}
 	}
 }
+
+// With ServeHeader's value, ServeContent answers as Parse reads the
+// client's header, the known differences included: "-0" is 416, and an
+// empty range beside others is left out.
+func TestServeHeaderClosesTheKnownDifferences(t *testing.T) {
+	differences := 0
+	for _, size := range []int64{0, 1, 2, 10, 1000} {
+		for _, h := range append(crossCheckHeaders, "bytes=-0,-0", "bytes=0-1,-0,4-5", "bytes=-00", "bytes=-5") {
+			if knownDifference(h, size) {
+				differences++
+			}
+			got, want := serveContent(t, ServeHeader(h, size), size), expected(h, size)
+			if got.status != want.status || got.cr != want.cr || strings.Join(got.parts, "|") != strings.Join(want.parts, "|") {
+				t.Errorf("Range %q size %d: ServeContent with %q answers %+v, Parse implies %+v", h, size, ServeHeader(h, size), got, want)
+			}
+		}
+	}
+	if differences == 0 {
+		t.Fatal("no header of the known differences was tried")
+	}
+}
+
+func TestServeHeaderLeavesOtherHeadersAlone(t *testing.T) {
+	for _, h := range crossCheckHeaders {
+		if !knownDifference(h, 10) && ServeHeader(h, 10) != h {
+			t.Errorf("ServeHeader(%q) = %q, want it unchanged", h, ServeHeader(h, 10))
+		}
+	}
+	if got := ServeHeader("bytes=-0", 10); got != "bytes=10-" {
+		t.Errorf(`ServeHeader("bytes=-0", 10) = %q`, got)
+	}
+}

@@ -68,6 +68,9 @@ type Object struct {
 	FaultTimes     int   // how many requests get the fault (0 = every one)
 	Status         int   // if non-zero, answer this status with a short body
 	Redirect       string
+	// Query, when set, is the only raw query answered: any other gets
+	// 404, as a signed URL with an expired or foreign signature does.
+	Query string
 }
 
 // DefaultLastModified is the Last-Modified of objects that do not set one.

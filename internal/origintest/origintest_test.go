@@ -101,6 +101,11 @@ func TestObjectOptions(t *testing.T) {
 		t.Errorf("redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	mustDo(t, o, 403, "GET", "/forbidden")
+
+	o.Set("/signed", Object{Size: 10, Query: "sig=good"})
+	mustDo(t, o, 200, "GET", "/signed?sig=good")
+	mustDo(t, o, 404, "GET", "/signed?sig=expired")
+	mustDo(t, o, 404, "GET", "/signed")
 }
 
 func TestRanges(t *testing.T) {

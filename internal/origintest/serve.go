@@ -33,7 +33,7 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	obj, ok := o.lookup(path)
-	if !ok {
+	if !ok || (obj.Query != "" && r.URL.RawQuery != obj.Query) {
 		shortStatus(w, http.StatusNotFound)
 		return
 	}

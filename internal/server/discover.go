@@ -52,7 +52,7 @@ func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Targ
 		return
 	}
 	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
-		h.negative.add(t.Key)
+		h.negative.add(t)
 	}
 	h.storeAndServe(w, r, t, resp, rangeHdr, rangeStart, finish, statusMiss)
 }
@@ -82,7 +82,11 @@ func (h *Handler) storeAndServe(w http.ResponseWriter, r *http.Request, t origin
 	}
 	var obj *store.Object
 	var err error
-	if ok && storable(r, resp) {
+	// Without a validator nothing proves that two responses carry one
+	// version: keep such an object only from a response that carries it
+	// whole, read into its blocks (a GET's body).
+	whole := r.Method == http.MethodGet && start == 0 && end == size
+	if ok && storable(r, resp) && (validated(meta) || whole) {
 		obj, err = h.store.Create(t.Key, meta)
 		if err != nil && !errors.Is(err, store.ErrTooLarge) {
 			h.log.Warn("cannot store object: passing it through", "key", t.Key, "err", err)
@@ -239,6 +243,9 @@ type upstreamSource struct {
 }
 
 func (s *upstreamSource) Open(ctx context.Context, off, want int64) (io.ReadCloser, int64, int64, error) {
+	if !validated(s.meta) {
+		return nil, 0, 0, errNoValidator
+	}
 	hdr := http.Header{}
 	if len(s.via) > 0 {
 		hdr["Via"] = s.via
@@ -275,6 +282,36 @@ func (s *upstreamSource) Open(ctx context.Context, off, want int64) (io.ReadClos
 	}
 	fetch.Drain(resp.Body)
 	return nil, 0, 0, fmt.Errorf("upstream answered %s to a block fetch", resp.Status)
+}
+
+// errNoValidator refuses a block fetch for an object without a validator:
+// its blocks come from the one response that brought it, or not at all.
+var errNoValidator = fmt.Errorf("%w: no validator to prove that another response is the stored version", flight.ErrChanged)
+
+// validated reports whether meta has a validator that If-Range can send
+// (RFC 9110 §13.1.5: a strong entity tag, or a Last-Modified date), so that
+// a block fetch is answered with the stored version's bytes or not at all
+// (a 200 with the new version, refused by sameVersion). A weak tag only
+// says two versions are equivalent, not that their bytes agree (§8.8.1).
+func validated(meta store.Meta) bool {
+	return (meta.ETag != "" && !strings.HasPrefix(meta.ETag, "W/")) || meta.LastModified != ""
+}
+
+// completable reports whether the blocks a request needs can be served
+// from obj: present, or being filled, or fetchable by a block request that
+// a validator guards. An object without a validator whose missing blocks
+// nobody is filling can only be dropped and fetched anew.
+func (h *Handler) completable(r *http.Request, obj *store.Object) bool {
+	meta := obj.Meta()
+	if validated(meta) {
+		return true
+	}
+	first, last, needs := neededBlocks(r, meta.Size, obj.BlockSize())
+	if !needs {
+		return true
+	}
+	present, filling := h.flights.Coverage(obj, first, last)
+	return present+filling == last-first+1
 }
 
 // sameVersion compares the validators a response carries with the stored

@@ -48,7 +48,10 @@ type rigConfig struct {
 	policy   *freshness.Policy
 	maxStale time.Duration
 	recorder Recorder
+	access   *slog.Logger
 }
+
+func withAccessLog(l *slog.Logger) rigOption { return func(c *rigConfig) { c.access = l } }
 
 func withRecorder(rec Recorder) rigOption { return func(c *rigConfig) { c.recorder = rec } }
 
@@ -87,7 +90,7 @@ func newRigFor(t *testing.T, o *origintest.Origin, dir string, opts ...rigOption
 	h := New(Options{
 		Resolver: origin.NewResolver(cfg.hosts), Store: st, Flights: flights,
 		Upstream: fetch.New(fetch.Options{NodeID: testNodeID, Logger: log}), Log: log, NodeID: testNodeID,
-		Freshness: cfg.policy, MaxStale: cfg.maxStale, Recorder: cfg.recorder,
+		Freshness: cfg.policy, MaxStale: cfg.maxStale, Recorder: cfg.recorder, AccessLog: cfg.access,
 	})
 	srv := httptest.NewServer(h)
 	r := &rig{t: t, origin: o, store: st, specs: specs, flights: flights, handler: h, cache: srv}

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -12,6 +14,8 @@ import (
 // applies to hits.
 type meter struct {
 	http.ResponseWriter
+	ctx    context.Context // the request's: done once the client has gone
+	alias  string          // origin alias, once resolved
 	status int
 	bytes  int64
 	miss   int64
@@ -56,21 +60,56 @@ func addMiss(w http.ResponseWriter, n int64) {
 // goes through Write and leaves in one write with the header.
 type writerOnly struct{ http.ResponseWriter }
 
+// clientGone reports whether w's client has closed its connection: nobody
+// is left to answer.
+func clientGone(w http.ResponseWriter) bool {
+	m, ok := w.(*meter)
+	return ok && m.ctx != nil && m.ctx.Err() != nil
+}
+
+// statusClientGone is logged for a client that left before any byte of its
+// response was written (nginx's 499, which operators of MCC know).
+const statusClientGone = 499
+
 // done accounts for a finished request: content bytes to the recorder by
-// origin alias, and the access log line.
-func (h *Handler) done(m *meter, r *http.Request, alias string, start time.Time) {
-	if m.status == 0 {
-		m.status = http.StatusOK
+// origin alias, and the access log line. panicked says the handler aborted
+// the response.
+//
+// The log records what the client got: status 499 when it left before any
+// body byte was written (whatever status line was prepared), and
+// aborted=true when the response did not complete: the handler aborted it,
+// the client left, or the body is shorter than its Content-Length.
+func (h *Handler) done(m *meter, r *http.Request, start time.Time, panicked bool) {
+	status := m.status
+	if status == 0 && !panicked {
+		status = http.StatusOK // net/http sends 200 for a handler that wrote nothing
 	}
-	content := m.status == http.StatusOK || m.status == http.StatusPartialContent
-	if content && alias != "" {
-		if h.recorder != nil {
-			h.recorder.Record(alias, m.bytes-m.miss, m.miss)
-		}
+	gone := m.ctx != nil && m.ctx.Err() != nil
+	if gone && m.bytes == 0 {
+		status = statusClientGone
+	}
+	aborted := panicked || gone || m.shortBody(r)
+	if (m.status == http.StatusOK || m.status == http.StatusPartialContent) && m.alias != "" && h.recorder != nil {
+		h.recorder.Record(m.alias, m.bytes-m.miss, m.miss)
 	}
 	if h.accessLog != nil {
-		h.accessLog.Info("access", "method", r.Method, "origin", alias, "uri", r.URL.RequestURI(),
-			"status", m.status, "bytes", m.bytes, "upstream_bytes", m.miss,
+		h.accessLog.Info("access", "method", r.Method, "origin", m.alias, "uri", shortURI(r.URL.RequestURI()),
+			"status", status, "bytes", m.bytes, "upstream_bytes", m.miss, "aborted", aborted,
 			"cache", m.Header().Get("Cache-Status"), "ms", time.Since(start).Milliseconds())
 	}
+}
+
+// shortBody reports a body shorter than the Content-Length sent with it
+// (net/http then closes the connection, and the client sees a broken
+// transfer).
+func (m *meter) shortBody(r *http.Request) bool {
+	if r.Method == http.MethodHead || m.status == http.StatusNotModified || m.status == http.StatusNoContent {
+		return false
+	}
+	cl := m.Header().Get("Content-Length")
+	if cl == "" {
+		return false
+	}
+	n, err := strconv.ParseInt(cl, 10, 64)
+	return err == nil && m.bytes < n
 }

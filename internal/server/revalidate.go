@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 	"time"
 
 	"gatecache/internal/fetch"
@@ -122,7 +121,7 @@ func (h *Handler) revalidate(w http.ResponseWriter, r *http.Request, t origin.Ta
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
 		// Gone upstream: so is the stored copy.
 		h.store.RemoveObject(obj)
-		h.negative.add(t.Key)
+		h.negative.add(t)
 		finish(nil, errNotStored)
 		defer resp.Body.Close()
 		copyResponse(w, resp, statusNotStored)
@@ -179,49 +178,4 @@ func mergeFields(stored []store.Field, h http.Header) []store.Field {
 		}
 	}
 	return out
-}
-
-// negativeCache remembers keys upstream answered 404 or 410 for, briefly, so
-// that a fleet asking for a missing file does not hammer the uplink.
-type negativeCache struct {
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]time.Time
-}
-
-const negativeMaxEntries = 4096
-
-func newNegativeCache(ttl time.Duration) *negativeCache {
-	return &negativeCache{ttl: ttl, m: map[string]time.Time{}}
-}
-
-func (n *negativeCache) add(key string) {
-	if n.ttl <= 0 {
-		return
-	}
-	now := time.Now()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if len(n.m) >= negativeMaxEntries {
-		for k, exp := range n.m {
-			if now.After(exp) {
-				delete(n.m, k)
-			}
-		}
-		if len(n.m) >= negativeMaxEntries {
-			clear(n.m)
-		}
-	}
-	n.m[key] = now.Add(n.ttl)
-}
-
-func (n *negativeCache) has(key string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	exp, ok := n.m[key]
-	if ok && time.Now().After(exp) {
-		delete(n.m, key)
-		return false
-	}
-	return ok
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -15,13 +16,68 @@ import (
 
 // serveObject answers from a stored object whose current age is age.
 // http.ServeContent does the Range, If-Range and conditional logic (RFC 9110
-// §13, §14); the body comes
-// straight from the data file (sendfile) when every block the response needs
-// is present and verified, else through a flight.Reader that fetches what is
-// missing. seeded is the fill of the response that discovered the object.
+// §13, §14); the body comes straight from the data file (sendfile) when
+// every block the response needs is present and verified, else through a
+// flight.Reader that fetches what is missing. seeded is the fill of the
+// response that discovered the object.
 func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.Target, obj *store.Object, seeded *flight.Fill, status string, age time.Duration) {
 	meta := obj.Meta()
 	hdr := w.Header()
+	replayHeader(hdr, meta, age)
+	emptyRangesUnsatisfiable(r, meta.Size)
+
+	first, last, needs := neededBlocks(r, meta.Size, obj.BlockSize())
+	if seeded == nil && (!needs || obj.Verified(first, last)) {
+		if status == "" {
+			status = statusHit
+		}
+		hdr.Set("Cache-Status", status)
+		served, damaged := h.serveVerified(w, r, t, obj, meta)
+		if served {
+			return
+		}
+		if damaged {
+			// Served through the reader below, then dropped so that
+			// the next request stores it anew.
+			defer h.store.RemoveObject(obj)
+		}
+	}
+	if status == "" {
+		status = h.forwardStatus(obj, first, last, needs)
+	}
+	hdr.Set("Cache-Status", status)
+	limit := obj.Size()
+	if needs {
+		_, limit = obj.BlockBounds(last)
+	}
+	src := &upstreamSource{up: h.upstream, t: t, meta: meta, via: r.Header.Values("Via")}
+	rd := h.flights.NewReader(r.Context(), obj, src, limit, seeded)
+	http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), rd)
+	rd.Close()
+	addMiss(w, rd.MissBytes())
+	if err := rd.FileFault(); err != nil {
+		h.log.Warn("cache data file came up short: passed the rest through, dropping the object",
+			"key", t.Key, "err", err)
+		h.store.RemoveObject(obj)
+	}
+	if err := rd.Err(); err != nil {
+		if errors.Is(err, flight.ErrChanged) {
+			// A new version upstream: forget this one so the next
+			// request discovers it, and never splice the two.
+			h.store.RemoveObject(obj)
+		}
+		if r.Context().Err() == nil {
+			h.log.Warn("response aborted: upstream failed mid-body", "key", t.Key, "err", err)
+		}
+		// The status line is gone already: abort the response so the
+		// client sees a broken transfer, never a wrong or short body
+		// that looks complete.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// replayHeader sets the stored response's fields, with Age replaced.
+func replayHeader(hdr http.Header, meta store.Meta, age time.Duration) {
 	for _, f := range meta.Header {
 		hdr[f.Name] = append(hdr[f.Name], f.Value) // stored names are canonical
 	}
@@ -40,70 +96,82 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 		hdr.Set("Content-Type", "application/octet-stream")
 	}
 	hdr.Set("Accept-Ranges", "bytes")
+}
 
-	first, last, needs := neededBlocks(r, meta.Size, obj.BlockSize())
-	if seeded == nil && (!needs || obj.Verified(first, last)) {
-		if status == "" {
-			status = statusHit
-		}
-		hdr.Set("Cache-Status", status)
-		if mem := obj.MemoryCopy(); mem != nil {
-			// Small objects from memory, through Write so that the
-			// header and body leave in one write.
-			if plainGet(r) {
-				// The common case needs none of ServeContent's range
-				// and precondition work: answer it directly.
-				if meta.LastModified != "" {
-					hdr.Set("Last-Modified", meta.LastModified)
-				}
-				hdr.Set("Content-Length", strconv.Itoa(len(mem)))
-				w.WriteHeader(http.StatusOK)
-				w.Write(mem)
-				return
+// emptyRangesUnsatisfiable rewrites a Range that net/http would answer with
+// a zero-length 206 ("bytes=-0") so that it answers 416, as RFC 9110
+// §14.1.1 says (see httprange.ServeHeader).
+func emptyRangesUnsatisfiable(r *http.Request, size int64) {
+	rh := r.Header.Get("Range")
+	if rh == "" {
+		return
+	}
+	if v := httprange.ServeHeader(rh, size); v == "" {
+		delete(r.Header, "Range")
+	} else if v != rh {
+		r.Header["Range"] = []string{v}
+	}
+}
+
+// serveVerified answers from memory or the data file, when every block the
+// response needs is verified. It reports whether it served the request;
+// when not, it has written nothing, and damaged says that the data file's
+// size is wrong.
+func (h *Handler) serveVerified(w http.ResponseWriter, r *http.Request, t origin.Target, obj *store.Object, meta store.Meta) (served, damaged bool) {
+	hdr := w.Header()
+	if mem := obj.MemoryCopy(); mem != nil {
+		// Small objects from memory, through Write so that the header
+		// and body leave in one write.
+		if plainGet(r) {
+			// The common case needs none of ServeContent's range and
+			// precondition work: answer it directly.
+			if meta.LastModified != "" {
+				hdr.Set("Last-Modified", meta.LastModified)
 			}
-			http.ServeContent(writerOnly{w}, r, "", parseHTTPTime(meta.LastModified), bytes.NewReader(mem))
-			return
+			hdr.Set("Content-Length", strconv.Itoa(len(mem)))
+			w.WriteHeader(http.StatusOK)
+			w.Write(mem)
+			return true, false
 		}
-		if f, err := obj.Open(); err == nil {
-			http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), f)
-			f.Close()
-			return
-		}
+		http.ServeContent(writerOnly{w}, r, "", parseHTTPTime(meta.LastModified), bytes.NewReader(mem))
+		return true, false
 	}
-	if status == "" {
-		switch present := obj.PresentCount(first, last); {
-		case !needs || present == last-first+1:
-			status = statusHit
-		case present == 0:
-			status = statusMiss
-		default:
-			status = statusPartial
-		}
+	f, err := obj.Open()
+	if err != nil {
+		return false, false // the reader passes it through
 	}
-	hdr.Set("Cache-Status", status)
-	limit := obj.Size()
-	if needs {
-		_, limit = obj.BlockBounds(last)
+	defer f.Close()
+	// ServeContent takes the length from the file (it seeks to its end):
+	// a file cut short or extended under the cache would be served with
+	// the wrong length and junk. One fstat keeps the *os.File, and so
+	// sendfile, on the healthy path.
+	fi, err := f.Stat()
+	if err == nil && fi.Size() == meta.Size {
+		http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), f)
+		return true, false
 	}
-	src := &upstreamSource{up: h.upstream, t: t, meta: meta, via: r.Header.Values("Via")}
-	rd := h.flights.NewReader(r.Context(), obj, src, limit, seeded)
-	http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), rd)
-	rd.Close()
-	addMiss(w, rd.MissBytes())
-	if err := rd.Err(); err != nil {
-		if errors.Is(err, flight.ErrChanged) {
-			// A new version upstream: forget this one so the next
-			// request discovers it, and never splice the two.
-			h.store.RemoveObject(obj)
-		}
-		if r.Context().Err() == nil {
-			h.log.Warn("response aborted: upstream failed mid-body", "key", t.Key, "err", err)
-		}
-		// The status line is gone already: abort the response so the
-		// client sees a broken transfer, never a wrong or short body
-		// that looks complete.
-		panic(http.ErrAbortHandler)
+	// A storage fault. The reader serves exactly the object's bytes:
+	// what the file still holds, the rest passed through.
+	h.log.Warn("cache data file has the wrong size: serving the object through checks and dropping it",
+		"key", t.Key, "path", obj.Path(), "file_size", fileSize(fi), "size", meta.Size, "err", err)
+	return false, true
+}
+
+// forwardStatus is the Cache-Status of a response read through a reader:
+// what this request forwards itself (RFC 9211 §2.2, §2.4). Blocks another
+// request is filling cost it no upstream request: it was collapsed with
+// that one.
+func (h *Handler) forwardStatus(obj *store.Object, first, last int64, needs bool) string {
+	present, filling := h.flights.Coverage(obj, first, last)
+	switch total := last - first + 1; {
+	case !needs || present == total:
+		return statusHit
+	case present+filling == total:
+		return statusCollapsed
+	case present == 0:
+		return statusMiss
 	}
+	return statusPartial
 }
 
 // neededBlocks is the span of blocks a GET needs: the blocks of its Range, or
@@ -125,6 +193,14 @@ func neededBlocks(r *http.Request, size, blockSize int64) (first, last int64, ne
 	span, _ := httprange.Span(ranges)
 	first, last = httprange.Blocks(span.Start, span.Length, blockSize)
 	return first, last, true
+}
+
+// fileSize is fi's size, or -1 when there is no fi.
+func fileSize(fi os.FileInfo) int64 {
+	if fi == nil {
+		return -1
+	}
+	return fi.Size()
 }
 
 func parseHTTPTime(v string) time.Time {

@@ -106,9 +106,20 @@ const (
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	w := &meter{ResponseWriter: rw}
-	alias := ""
-	defer func(start time.Time) { h.done(w, r, alias, start) }(time.Now()) // also when a response is aborted
+	w := &meter{ResponseWriter: rw, ctx: r.Context()}
+	panicked := true // until serve returns: the response was aborted
+	defer func(start time.Time) { h.done(w, r, start, panicked) }(time.Now())
+	h.serve(w, r)
+	panicked = false
+}
+
+// serve answers one request: bounds and request shape first, then the
+// origin, then the store or upstream.
+func (h *Handler) serve(w *meter, r *http.Request) {
+	if targetTooLong(w, r) {
+		return
+	}
+	lastRange(r.Header)
 	if r.Method == http.MethodConnect {
 		// Never a tunnel: the cache only ever serves HTTP content it
 		// may keep.
@@ -130,7 +141,7 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), code)
 		return
 	}
-	alias = t.Alias
+	w.alias = t.Alias
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		h.serveCached(w, r, t)
@@ -142,7 +153,13 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 // serveCached answers a GET or HEAD from the store, discovering the object
 // upstream when the key is unknown.
 func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.Target) {
-	if obj := h.store.Lookup(t.Key); obj != nil {
+	obj := h.store.Lookup(t.Key)
+	if obj != nil && !h.completable(r, obj) {
+		h.log.Info("object without a validator is incomplete: fetching it anew, whole", "key", t.Key)
+		h.store.RemoveObject(obj)
+		obj = nil
+	}
+	if obj != nil {
 		if age, fresh := h.fresh(r, t, obj); fresh {
 			h.serveObject(w, r, t, obj, nil, "", age)
 		} else {
@@ -159,6 +176,9 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	}
 	call, leader := h.flights.Join(t.Key)
 	if leader {
+		if h.discoveredMeanwhile(w, r, t, call) {
+			return
+		}
 		h.discover(w, r, t, call)
 		return
 	}
@@ -177,14 +197,24 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	}
 }
 
-// servedNegative answers 404 when upstream said so moments ago.
-func (h *Handler) servedNegative(w http.ResponseWriter, t origin.Target) bool {
-	if !h.negative.has(t.Key) {
-		return false
+// discoveredMeanwhile serves a request whose key another discovery
+// answered between the lookup and Join: a stored object, or a 404 to
+// remember. Without this look, the request would ask upstream a second time
+// (and replace the object just stored).
+func (h *Handler) discoveredMeanwhile(w http.ResponseWriter, r *http.Request, t origin.Target, call *flight.Call) bool {
+	if obj := h.store.Lookup(t.Key); obj != nil && h.completable(r, obj) {
+		if age, fresh := h.fresh(r, t, obj); fresh {
+			h.flights.Finish(t.Key, call, obj, nil)
+			h.serveObject(w, r, t, obj, nil, "", age)
+			return true
+		}
 	}
-	w.Header().Set("Cache-Status", statusNegative)
-	http.Error(w, "not found upstream (remembered briefly)", http.StatusNotFound)
-	return true
+	if h.negative.has(t) {
+		h.flights.Finish(t.Key, call, nil, errNotStored)
+		h.servedNegative(w, t)
+		return true
+	}
+	return false
 }
 
 // looped reports whether the request's Via names this node.
@@ -228,6 +258,14 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, t origin.Targe
 // upstreamFailed answers a request that needed upstream when upstream could
 // not be reached: 504 for a timeout, 502 otherwise (RFC 9110 §15.6.3, §15.6.5).
 func (h *Handler) upstreamFailed(w http.ResponseWriter, t origin.Target, err error) {
+	if clientGone(w) {
+		// Nobody to answer (the access log says 499); a request
+		// cancelled because its client left is no upstream fault.
+		if !errors.Is(err, context.Canceled) {
+			h.log.Warn("upstream fetch failed", "key", t.Key, "err", err)
+		}
+		return
+	}
 	h.log.Warn("upstream fetch failed", "key", t.Key, "err", err)
 	code := http.StatusBadGateway
 	var fe *fetch.Error
