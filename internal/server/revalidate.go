@@ -32,7 +32,11 @@ func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (ti
 		// Once per stored response (and after each revalidation): parse
 		// its header and classify its path.
 		meta := obj.Meta()
-		born, expiry = h.policy.Expiry(h.policy.Classify(t.Host, t.Path), http.StatusOK, fieldHeader(meta.Header), meta.StoredAt)
+		hdr := fieldHeader(meta.Header)
+		if meta.LastModified != "" {
+			hdr.Set("Last-Modified", meta.LastModified) // kept apart, needed by the heuristic (§4.2.2)
+		}
+		born, expiry = h.policy.Expiry(h.policy.Classify(t.Host, t.Path), http.StatusOK, hdr, meta.StoredAt)
 		obj.SetFreshness(gen, born, expiry)
 	}
 	age := max(now.Sub(born), 0)
