@@ -86,3 +86,28 @@ func TestRFC9111_5_2_DirectivesMap(t *testing.T) {
 		t.Fatalf("directives %q", d)
 	}
 }
+
+// The parsers take whatever an origin or client sends: they must end, never
+// panic, and report each directive's name as a non-empty token.
+func FuzzDirectives(f *testing.F) {
+	for _, s := range []string{"max-age=60", `no-cache="a, b", private`, `x="\"`, `"`, "=,=", `a=b"c`, "max-stale", `\`, "\x00,\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		scanDirectives([]string{v}, func(d directive) {
+			if d.name == "" {
+				t.Fatalf("%q: empty name", v)
+			}
+			for i := 0; i < len(d.name); i++ {
+				if !isTchar(d.name[i]) {
+					t.Fatalf("%q: name %q is not a token", v, d.name)
+				}
+			}
+		})
+		h := map[string][]string{"Cache-Control": {v}, "Pragma": {v}, "Expires": {v}, "Age": {v}, "Date": {v}}
+		ParseResponse(h)
+		ParseRequest(h)
+		Storable("GET", h, 200, h)
+		DefaultPolicy().Expiry(Other, 200, h, t0)
+	})
+}
