@@ -56,7 +56,9 @@ func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (ti
 
 // requestHasDirectives is the cheap test before parsing them.
 func requestHasDirectives(r *http.Request) bool {
-	return freshness.HasRequestDirectives(r.Header)
+	_, cc := r.Header["Cache-Control"]
+	_, pragma := r.Header["Pragma"]
+	return cc || pragma
 }
 
 func fieldHeader(fields []store.Field) http.Header {
