@@ -134,8 +134,18 @@ func pathMatch(pat, name string) bool {
 // that carry directives, and path.Match costs up to a few hundred
 // nanoseconds for a pattern such as "*.orig.tar.*".
 func matchSegment(pat, name string) bool {
+	// Most patterns fail on their first or last character: a literal
+	// character there must be name's.
+	if n := len(pat); n > 0 {
+		if c := pat[0]; !isMeta(c) && (name == "" || name[0] != c) {
+			return false
+		}
+		if c := pat[n-1]; !isMeta(c) && (name == "" || name[len(name)-1] != c) {
+			return false
+		}
+	}
 	for i := 0; i < len(pat); i++ {
-		if c := pat[i]; c == '?' || c == '[' || c == ']' || c == '\\' {
+		if c := pat[i]; c != '*' && isMeta(c) {
 			return pathMatch(pat, name)
 		}
 	}
@@ -162,3 +172,5 @@ func matchSegment(pat, name string) bool {
 		name, rest = name[i+len(part):], more
 	}
 }
+
+func isMeta(c byte) bool { return c == '*' || c == '?' || c == '[' || c == ']' || c == '\\' }
