@@ -1,15 +1,18 @@
-// Package freshness decides how long a stored response may be served
-// without asking upstream (RFC 9111 §4.2), with defaults that know package
-// repositories: index files at fixed URLs (apt InRelease and Packages, yum
-// repomd.xml, apk APKINDEX, opkg Packages) change in place and are
-// revalidated; content-addressed payloads (.deb, .rpm, .apk, .ipk, Device
-// Update files) never change and are kept until evicted.
+// Package freshness is a shared cache's decision layer (RFC 9111): which
+// responses may be stored (§3, Storable), how long a stored response stays
+// fresh (§4.2, Expiry), and whether it answers a request as it is or after a
+// validation (§4, §5.2.1, Reuse), from the response and request directives
+// (§5.2) parsed as RFC 9110 §5.6 lists of tokens and quoted-strings.
+//
+// Its defaults know package repositories: index files at fixed URLs (apt
+// InRelease and Packages, yum repomd.xml, apk APKINDEX, opkg Packages)
+// change in place and are revalidated; content-addressed payloads (.deb,
+// .rpm, .apk, .ipk, Device Update files) never change and are kept until
+// evicted.
 package freshness
 
 import (
-	"net/http"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -26,26 +29,37 @@ const (
 // forever is the lifetime of payloads: they are kept until evicted.
 const forever = 100 * 365 * 24 * time.Hour
 
-// Policy decides freshness lifetimes. Zero fields take the defaults of
-// DefaultPolicy.
+// Policy decides freshness lifetimes. Nil lists and a zero HeuristicMax
+// take the defaults of DefaultPolicy (an empty, non-nil list means none);
+// IndexMaxAge is used as given, since zero is a meaningful window (an index
+// is revalidated on every use).
 type Policy struct {
 	// IndexPatterns are shell patterns (path.Match) matched against the
 	// last segment of a path: repository indexes, revalidated when their
-	// origin gives them no freshness of its own.
+	// origin gives them no freshness of its own. nil: DefaultIndexPatterns.
 	IndexPatterns []string
-	// PayloadPatterns are patterns of content-addressed files.
+	// PayloadPatterns are patterns of content-addressed files. nil:
+	// DefaultPayloadPatterns.
 	PayloadPatterns []string
 	// PayloadHosts are host suffixes whose every file is content-addressed
-	// (Device Update and Delivery Optimization content).
+	// (Device Update and Delivery Optimization content). nil:
+	// DefaultPayloadHosts.
 	PayloadHosts []string
-	// IndexMaxAge is how long an index without explicit freshness counts
-	// as fresh: a short window, so that a burst of `apt-get update` from a
-	// fleet makes one upstream check, not one per device.
+	// IndexMaxAge is the package-repository window: an index without
+	// explicit freshness counts as fresh for this long after this cache
+	// received or validated it, and a request's own no-cache or max-age
+	// for an index or payload is answered by a check made within it (see
+	// Reuse), so that a burst of `apt-get update` from a fleet makes one
+	// upstream check, not one per device. Zero: no window.
 	IndexMaxAge time.Duration
 	// HeuristicMax caps the heuristic lifetime (10% of the time since
-	// Last-Modified, RFC 9111 §4.2.2) of other responses.
+	// Last-Modified, RFC 9111 §4.2.2) of other responses. Zero: 24 h;
+	// negative: no heuristic lifetime.
 	HeuristicMax time.Duration
 }
+
+// defaultHeuristicMax is DefaultPolicy's HeuristicMax.
+const defaultHeuristicMax = 24 * time.Hour
 
 // DefaultIndexPatterns and DefaultPayloadPatterns are the built-in lists.
 var (
@@ -69,14 +83,14 @@ func DefaultPolicy() Policy {
 		PayloadPatterns: DefaultPayloadPatterns,
 		PayloadHosts:    DefaultPayloadHosts,
 		IndexMaxAge:     10 * time.Second,
-		HeuristicMax:    24 * time.Hour,
+		HeuristicMax:    defaultHeuristicMax,
 	}
 }
 
 // Classify says what the file at host and path is. by-hash paths of apt
 // (…/by-hash/SHA256/<digest>) are content-addressed too.
 func (p Policy) Classify(host, urlPath string) Class {
-	for _, suffix := range p.PayloadHosts {
+	for _, suffix := range orDefault(p.PayloadHosts, DefaultPayloadHosts) {
 		if strings.HasSuffix(host, suffix) {
 			return Payload
 		}
@@ -85,136 +99,78 @@ func (p Policy) Classify(host, urlPath string) Class {
 		return Payload
 	}
 	base := path.Base(urlPath)
-	for _, pat := range p.PayloadPatterns {
-		if ok, _ := path.Match(pat, base); ok {
+	match := matchSegment
+	if strings.IndexByte(base, '/') >= 0 {
+		match = pathMatch // "/": leave the corner to path.Match
+	}
+	for _, pat := range orDefault(p.PayloadPatterns, DefaultPayloadPatterns) {
+		if match(pat, base) {
 			return Payload
 		}
 	}
-	for _, pat := range p.IndexPatterns {
-		if ok, _ := path.Match(pat, base); ok {
+	for _, pat := range orDefault(p.IndexPatterns, DefaultIndexPatterns) {
+		if match(pat, base) {
 			return Index
 		}
 	}
 	return Other
 }
 
-// Directives parses Cache-Control field values into lower-cased directive
-// names and their (unquoted) arguments.
-func Directives(values []string) map[string]string {
-	d := map[string]string{}
-	for _, v := range values {
-		for _, part := range strings.Split(v, ",") {
-			name, arg, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if name = strings.ToLower(strings.TrimSpace(name)); name != "" {
-				d[name] = strings.Trim(strings.TrimSpace(arg), `"`)
-			}
-		}
+func orDefault(list, def []string) []string {
+	if list == nil {
+		return def
 	}
-	return d
+	return list
 }
 
-func seconds(v string) (time.Duration, bool) {
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
-	}
-	return time.Duration(min(n, int64(forever/time.Second))) * time.Second, true
-}
-
-// Lifetime is the freshness lifetime of a stored response of class c with
-// header h (RFC 9111 §4.2.1, shared cache), and whether the origin set it
-// explicitly.
-func (p Policy) Lifetime(c Class, h http.Header) (time.Duration, bool) {
-	cc := Directives(h.Values("Cache-Control"))
-	if _, ok := cc["no-cache"]; ok && cc["no-cache"] == "" {
-		return 0, true // §5.2.2.4: always revalidate
-	}
-	if c == Payload {
-		return forever, false
-	}
-	if v, ok := cc["s-maxage"]; ok {
-		if d, valid := seconds(v); valid {
-			return d, true
-		}
-	}
-	if v, ok := cc["max-age"]; ok {
-		if d, valid := seconds(v); valid {
-			return d, true
-		}
-	}
-	if e := h.Get("Expires"); e != "" {
-		exp, err := http.ParseTime(e)
-		if err != nil {
-			return 0, true // §5.3: an invalid Expires means already expired
-		}
-		date := dateOr(h, exp)
-		return max(exp.Sub(date), 0), true
-	}
-	if c == Index {
-		return p.IndexMaxAge, false
-	}
-	if lm, err := http.ParseTime(h.Get("Last-Modified")); err == nil {
-		date := dateOr(h, lm)
-		return min(max(date.Sub(lm)/10, 0), p.HeuristicMax), false
-	}
-	return 0, false
-}
-
-func dateOr(h http.Header, fallback time.Time) time.Time {
-	if d, err := http.ParseTime(h.Get("Date")); err == nil {
-		return d
-	}
-	return fallback
-}
-
-// Age is the current age of a stored response received at responseTime
-// (RFC 9111 §4.2.3, with the request time taken as the response time).
-func Age(h http.Header, responseTime, now time.Time) time.Duration {
-	apparent := time.Duration(0)
-	if d, err := http.ParseTime(h.Get("Date")); err == nil {
-		apparent = max(responseTime.Sub(d), 0)
-	}
-	corrected := time.Duration(0)
-	if v, ok := seconds(h.Get("Age")); ok {
-		corrected = v
-	}
-	return max(apparent, corrected) + max(now.Sub(responseTime), 0)
-}
-
-// MustRevalidate reports whether a stale copy may not be served when
-// revalidation fails (must-revalidate, proxy-revalidate, §5.2.2.2; s-maxage
-// implies it for shared caches, §5.2.2.10).
-func MustRevalidate(h http.Header) bool {
-	cc := Directives(h.Values("Cache-Control"))
-	for _, name := range []string{"must-revalidate", "proxy-revalidate", "s-maxage"} {
-		if _, ok := cc[name]; ok {
-			return true
-		}
-	}
-	return false
-}
-
-// RequestWantsValidation reports whether a request's own directives ask a
-// cache to check with upstream before answering (no-cache, max-age=0,
-// Pragma: no-cache; RFC 9111 §5.2.1, §5.4).
-func RequestWantsValidation(r *http.Request, age time.Duration) bool {
-	cc := Directives(r.Header.Values("Cache-Control"))
-	if _, ok := cc["no-cache"]; ok {
-		return true
-	}
-	if v, ok := cc["max-age"]; ok {
-		if d, valid := seconds(v); valid && age > d {
-			return true
-		}
-	}
-	if len(cc) == 0 && strings.EqualFold(strings.TrimSpace(r.Header.Get("Pragma")), "no-cache") {
-		return true
-	}
-	return false
-}
-
-// OnlyIfCached reports the only-if-cached request directive (§5.2.1.7).
-func OnlyIfCached(r *http.Request) bool {
-	_, ok := Directives(r.Header.Values("Cache-Control"))["only-if-cached"]
+func pathMatch(pat, name string) bool {
+	ok, _ := path.Match(pat, name)
 	return ok
 }
+
+// matchSegment is path.Match(pat, name) for a name without '/' (a
+// malformed pattern matches nothing), faster for the patterns whose only
+// metacharacter is '*' (all the built-in ones): Classify runs on requests
+// that carry directives, and path.Match costs up to a few hundred
+// nanoseconds for a pattern such as "*.orig.tar.*".
+func matchSegment(pat, name string) bool {
+	// Most patterns fail on their first or last character: a literal
+	// character there must be name's.
+	if n := len(pat); n > 0 {
+		if c := pat[0]; !isMeta(c) && (name == "" || name[0] != c) {
+			return false
+		}
+		if c := pat[n-1]; !isMeta(c) && (name == "" || name[len(name)-1] != c) {
+			return false
+		}
+	}
+	for i := 0; i < len(pat); i++ {
+		if c := pat[i]; c != '*' && isMeta(c) {
+			return pathMatch(pat, name)
+		}
+	}
+	// The parts between stars must appear in name in order, the first at
+	// its start and the last at its end; taking each middle part's first
+	// occurrence leaves the most room for the rest.
+	first, rest, starred := strings.Cut(pat, "*")
+	if !starred {
+		return pat == name
+	}
+	if !strings.HasPrefix(name, first) {
+		return false
+	}
+	name = name[len(first):]
+	for {
+		part, more, starred := strings.Cut(rest, "*")
+		if !starred {
+			return strings.HasSuffix(name, part)
+		}
+		i := strings.Index(name, part)
+		if i < 0 {
+			return false
+		}
+		name, rest = name[i+len(part):], more
+	}
+}
+
+func isMeta(c byte) bool { return c == '*' || c == '?' || c == '[' || c == ']' || c == '\\' }

@@ -3,6 +3,8 @@ package freshness
 import (
 	"net/http"
 	"net/http/httptest"
+	"path"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,7 +67,7 @@ func TestLifetime(t *testing.T) {
 		{"heuristic 10%", Other, hdr("Date", date, "Last-Modified", t0.Add(-100*time.Hour).Format(http.TimeFormat)), 10 * time.Hour, false},
 		{"heuristic capped", Other, hdr("Date", date, "Last-Modified", t0.Add(-1000*24*time.Hour).Format(http.TimeFormat)), 24 * time.Hour, false},
 		{"nothing to go on", Other, hdr(), 0, false},
-		{"negative max-age ignored", Other, hdr("Cache-Control", "max-age=-1"), 0, false},
+		{"negative max-age is invalid: stale", Other, hdr("Cache-Control", "max-age=-1"), 0, true},
 	}
 	for _, c := range cases {
 		got, explicit := p.Lifetime(c.class, c.h)
@@ -116,5 +118,23 @@ func TestRequestDirectives(t *testing.T) {
 	}
 	if !MustRevalidate(hdr("Cache-Control", "public, must-revalidate")) || !MustRevalidate(hdr("Cache-Control", "s-maxage=5")) || MustRevalidate(hdr("Cache-Control", "max-age=5")) {
 		t.Fatal("must-revalidate misread")
+	}
+}
+
+// matchSegment agrees with path.Match, which it speeds up.
+func TestMatchIsPathMatch(t *testing.T) {
+	pats := append(append([]string{"*", "**", "a*b*c", "*.tar.*", "x*", "*x", "", "[ab]*", "a?c", `\*`, `\*x`, "[a]b", "[]a]x", "x[]]", "[^a]*", "[a-c]?", "a]b", "a[", "*/*", `a\`}, DefaultIndexPatterns...), DefaultPayloadPatterns...)
+	names := []string{"", "/", "a", "abc", "aXbYc", "acb", "InRelease", "Packages", "Packages.xz", "Release.gpg",
+		"foo.orig.tar.gz", "foo.tar", "hello_1.0_amd64.deb", "x.deb.part", "Contents-amd64.gz", "abcbc", "*", "repomd.xml", "b", "ab", "]x", "ax", "x]", "bb", "cz", "a]b", "a[", "*x", "a/b", `a\`}
+	for _, p := range pats {
+		for _, n := range names {
+			want, _ := path.Match(p, n)
+			if strings.Contains(n, "/") {
+				continue // Classify leaves these to path.Match
+			}
+			if got := matchSegment(p, n); got != want {
+				t.Errorf("match(%q, %q) = %v, path.Match says %v", p, n, got, want)
+			}
+		}
 	}
 }

@@ -166,17 +166,13 @@ func bodyExtent(resp *http.Response, wantStart int64, ranged bool) (start, end, 
 	return 0, 0, 0, false
 }
 
-// storable applies RFC 9111 §3: a response to GET or HEAD, without no-store
-// or private (a shared cache, §5.2.2.6), and without Vary: *.
+// storable applies RFC 9111 §3 (freshness.Storable: method, status, request
+// and response no-store, private, must-understand), without Vary: *.
 func storable(r *http.Request, resp *http.Response) bool {
 	if r.Header.Get("Authorization") != "" {
 		return false // §3.5: would need public or s-maxage; keep it simple
 	}
-	cc := freshness.Directives(resp.Header.Values("Cache-Control"))
-	if _, ok := cc["no-store"]; ok {
-		return false
-	}
-	if _, ok := cc["private"]; ok {
+	if !freshness.Storable(r.Method, r.Header, resp.StatusCode, resp.Header) {
 		return false
 	}
 	for _, v := range resp.Header.Values("Vary") {

@@ -18,10 +18,12 @@ var errServedStale = errors.New("upstream unavailable: serving the stored copy")
 
 // fresh reports the current age of obj and whether it may be served without
 // asking upstream: its freshness lifetime (RFC 9111 §4.2) has not run out,
-// and the request does not ask for validation. Requests asking for
-// validation (apt sends max-age=0 for index files) are satisfied by one made
-// within the policy's index window, so that a fleet's burst of
-// `apt-get update` makes one upstream check.
+// or the request accepts it stale (max-stale, unless the response forbids
+// it), and the request's own directives (§5.2.1) do not ask for validation.
+// Requests asking for validation (apt sends max-age=0 for index files) of a
+// package index or payload are satisfied by one made within the policy's
+// index window, so that a fleet's burst of `apt-get update` makes one
+// upstream check (freshness.Policy.Reuse).
 func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (time.Duration, bool) {
 	now := time.Now()
 	born, expiry, gen := obj.Freshness()
@@ -30,19 +32,25 @@ func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (ti
 		// its header and classify its path.
 		meta := obj.Meta()
 		hdr := fieldHeader(meta.Header)
-		lifetime, _ := h.policy.Lifetime(h.policy.Classify(t.Host, t.Path), hdr)
-		born = meta.StoredAt.Add(-freshness.Age(hdr, meta.StoredAt, meta.StoredAt))
-		expiry = born.Add(lifetime)
+		if meta.LastModified != "" {
+			hdr.Set("Last-Modified", meta.LastModified) // kept apart, needed by the heuristic (§4.2.2)
+		}
+		born, expiry = h.policy.Expiry(h.policy.Classify(t.Host, t.Path), http.StatusOK, hdr, meta.StoredAt)
 		obj.SetFreshness(gen, born, expiry)
 	}
 	age := max(now.Sub(born), 0)
-	if !now.Before(expiry) {
-		return age, false
+	if !requestHasDirectives(r) {
+		return age, now.Before(expiry)
 	}
-	if age >= h.policy.IndexMaxAge && requestHasDirectives(r) && freshness.RequestWantsValidation(r, age) {
-		return age, false
+	meta := obj.Meta()
+	stored := freshness.Stored{Host: t.Host, Path: t.Path, Age: age, Lifetime: expiry.Sub(born), SinceCheck: now.Sub(meta.StoredAt)}
+	switch h.policy.Reuse(freshness.ParseRequest(r.Header), stored) {
+	case freshness.Serve:
+		return age, true
+	case freshness.ServeStale:
+		return age, !freshness.ParseResponse(fieldHeader(meta.Header)).NoStale()
 	}
-	return age, true
+	return age, false
 }
 
 // requestHasDirectives is the cheap test before parsing them.

@@ -162,6 +162,8 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	if obj != nil {
 		if age, fresh := h.fresh(r, t, obj); fresh {
 			h.serveObject(w, r, t, obj, nil, "", age)
+		} else if requestHasDirectives(r) && freshness.OnlyIfCached(r) {
+			http.Error(w, "not fresh in the cache (only-if-cached)", http.StatusGatewayTimeout) // §5.2.1.7
 		} else {
 			h.revalidate(w, r, t, obj, age)
 		}
