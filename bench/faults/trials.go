@@ -88,8 +88,8 @@ func runTrials(bin, dir string, o *origin, trials int) bool {
 						p = fresh
 					}
 					var hdr []string
-					if rand.IntN(2) == 0 {
-						hdr = []string{"Range", fmt.Sprintf("bytes=%d-", rand.Int64N(4<<20))}
+					if _, size, _ := parsePath(p); rand.IntN(2) == 0 {
+						hdr = []string{"Range", fmt.Sprintf("bytes=%d-", rand.Int64N(size))}
 					}
 					wrong, _, _ := fetchCheck(c, n, o, p, hdr...)
 					during.Add(wrong)
@@ -108,7 +108,8 @@ func runTrials(bin, dir string, o *origin, trials int) bool {
 		}
 		c = n.proxyClient(60 * time.Second)
 		for _, p := range append(paths, fresh) {
-			for _, hdr := range [][]string{nil, {"Range", fmt.Sprintf("bytes=%d-", rng.Int64N(2<<20))}} {
+			_, size, _ := parsePath(p)
+			for _, hdr := range [][]string{nil, {"Range", fmt.Sprintf("bytes=%d-", rng.Int64N(size))}} {
 				wrong, complete, err := fetchCheck(c, n, o, p, hdr...)
 				after.Add(wrong)
 				checked++
