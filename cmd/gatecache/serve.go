@@ -97,6 +97,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	for i, l := range []net.Listener{content, summary} {
 		go func() { errc <- servers[i].Serve(l) }()
 	}
+	up.SetSelf(content.Addr(), summary.Addr()) // never follow a redirect to ourselves
 	log.Info("gatecache serving", "content", content.Addr().String(), "summary", summary.Addr().String(), "node", nodeID)
 
 	select {
@@ -155,6 +156,8 @@ func fetchOptions(cfg config.Config, nodeID string, log *slog.Logger) fetch.Opti
 	opts := fetch.Options{
 		Parents: cfg.Upstreams, FallbackDirect: cfg.FallbackDirect, MaxRate: cfg.UpstreamMaxRate,
 		NodeID: nodeID, UserAgent: "gatecache", Logger: log,
+		// Redirects are followed only to origins the allow list names.
+		AllowRedirect: origin.NewResolver(originHosts(cfg)).Allows,
 	}
 	if p := cfg.Proxy; p != nil {
 		opts.Proxy = &url.URL{Scheme: "http", Host: p.Addr}

@@ -1,7 +1,7 @@
 // Package fetch is gatecache's upstream client: it turns "bytes of this
 // origin URL" into an HTTP request to the right place — the parent cache when
 // one is configured, else the origin, through the outbound proxy when one is
-// set — and follows redirects itself so that clients never see them.
+// set — and follows redirects to allowed origins itself (redirect.go).
 package fetch
 
 import (
@@ -14,10 +14,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gatecache/internal/origin"
@@ -52,6 +54,11 @@ type Options struct {
 	HeaderTimeout time.Duration
 	// MaxRedirects bounds the redirects followed for one fetch; default 10.
 	MaxRedirects int
+	// AllowRedirect reports whether a redirect to u may be followed: u's
+	// host is an origin the allow list names (origin.Resolver.Allows).
+	// nil follows no redirect. A redirect that is not followed is relayed
+	// as the response.
+	AllowRedirect func(u *url.URL) bool
 	// MaxRate caps the bytes per second read from all upstreams together;
 	// 0 means unlimited.
 	MaxRate int64
@@ -75,6 +82,7 @@ type Client struct {
 	origins map[string]*upstream // origin hosts fetched from directly
 	limit   *rate.Limiter
 	via     string
+	self    atomic.Pointer[[]netip.AddrPort] // this node's listeners, see SetSelf
 }
 
 // New returns a client.
@@ -137,19 +145,6 @@ func New(opts Options) *Client {
 	}
 	c.hc = &http.Client{Transport: tr, CheckRedirect: c.checkRedirect}
 	return c
-}
-
-// checkRedirect follows at most MaxRedirects hops, and only to http(s). Go's
-// client keeps Range and If-Range on the new request, so a redirect in the
-// middle of a block fetch still asks for the same bytes.
-func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) > c.opts.MaxRedirects {
-		return fmt.Errorf("stopped after %d redirects", c.opts.MaxRedirects)
-	}
-	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-		return fmt.Errorf("redirect to unsupported scheme %q", req.URL.Scheme)
-	}
-	return nil
 }
 
 // route lists where a request for t may go now, in order: the parents not
