@@ -156,6 +156,7 @@ func fetchOptions(cfg config.Config, nodeID string, log *slog.Logger) fetch.Opti
 	opts := fetch.Options{
 		Parents: cfg.Upstreams, FallbackDirect: cfg.FallbackDirect, MaxRate: cfg.UpstreamMaxRate,
 		NodeID: nodeID, UserAgent: "gatecache", Logger: log,
+		HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.UpstreamIdleTimeout,
 		// Redirects are followed only to origins the allow list names.
 		AllowRedirect: origin.NewResolver(originHosts(cfg)).Allows,
 	}
