@@ -58,6 +58,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if negative == 0 {
 		negative = -1 // NEGATIVE_MAX_AGE=0 disables
 	}
+	revalidateWait := cfg.RevalidateWait
+	if revalidateWait == 0 {
+		revalidateWait = -1 // REVALIDATE_WAIT=0: serve the stored copy at once
+	}
 	var accessLog *slog.Logger
 	if cfg.AccessLog {
 		buffered := newBufferedLog(os.Stderr)
@@ -69,7 +73,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Resolver: origin.NewResolver(originHosts(cfg)), Store: st, Flights: flights,
 		Upstream: up, Log: log, NodeID: nodeID,
 		Freshness: &policy, MaxStale: cfg.MaxStale, NegativeTTL: negative,
-		Recorder: recorder, AccessLog: accessLog,
+		Recorder: recorder, AccessLog: accessLog, RevalidateWait: revalidateWait,
 	})
 	access := summary.Access{Unrestricted: cfg.SummaryUnrestricted, Public: cfg.SummaryPublic, APIKey: cfg.SummaryAPIKey}
 	report := summary.New(summary.Options{
