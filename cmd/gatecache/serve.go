@@ -45,6 +45,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	fillCtx, stopFills := context.WithCancel(context.Background())
 	flights := flight.NewGroup(fillCtx)
 	defer flights.Wait() // runs before st.Close: fills finish or release their blocks
+	defer up.Close()     // cancels every upstream request, also those no fill's context reaches
 	defer stopFills()
 	policy := freshness.DefaultPolicy()
 	policy.IndexMaxAge = cfg.IndexMaxAge
@@ -109,16 +110,38 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	case err = <-errc:
 	}
 	log.Info("gatecache stopping")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Whatever upstream and clients do, the process ends within
+	// shutdownLimit: responses in progress get shutdownGrace to complete,
+	// then every fill and upstream request is cancelled and every
+	// connection closed. Should the rest still hang (a drive that does not
+	// answer), exit anyway: the store is crash-safe.
+	time.AfterFunc(shutdownLimit, func() {
+		log.Error("shutdown took too long: exiting without closing the store", "limit", shutdownLimit)
+		os.Exit(exitFailure)
+	})
+	graceCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	for _, s := range servers {
-		s.Shutdown(shutdownCtx)
+		s.Shutdown(graceCtx) // stops accepting at once, then waits for idle connections
 	}
+	stopFills()
+	up.Close()
+	for _, s := range servers {
+		s.Close()
+	}
+	flights.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
 }
+
+// The shutdown bounds: SIGTERM ends the process within 10 s, as container
+// runtimes expect (docker stop sends SIGKILL after 10 s).
+const (
+	shutdownGrace = 5 * time.Second // for responses in progress
+	shutdownLimit = 9 * time.Second // then the process exits whatever hangs
+)
 
 func listen(addr, variable string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
