@@ -45,6 +45,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	fillCtx, stopFills := context.WithCancel(context.Background())
 	flights := flight.NewGroup(fillCtx)
 	defer flights.Wait() // runs before st.Close: fills finish or release their blocks
+	defer up.Close()     // cancels every upstream request, also those no fill's context reaches
 	defer stopFills()
 	policy := freshness.DefaultPolicy()
 	policy.IndexMaxAge = cfg.IndexMaxAge
@@ -58,6 +59,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if negative == 0 {
 		negative = -1 // NEGATIVE_MAX_AGE=0 disables
 	}
+	revalidateWait := cfg.RevalidateWait
+	if revalidateWait == 0 {
+		revalidateWait = -1 // REVALIDATE_WAIT=0: serve the stored copy at once
+	}
 	var accessLog *slog.Logger
 	if cfg.AccessLog {
 		buffered := newBufferedLog(os.Stderr)
@@ -69,7 +74,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Resolver: origin.NewResolver(originHosts(cfg)), Store: st, Flights: flights,
 		Upstream: up, Log: log, NodeID: nodeID,
 		Freshness: &policy, MaxStale: cfg.MaxStale, NegativeTTL: negative,
-		Recorder: recorder, AccessLog: accessLog,
+		Recorder: recorder, AccessLog: accessLog, RevalidateWait: revalidateWait,
 	})
 	access := summary.Access{Unrestricted: cfg.SummaryUnrestricted, Public: cfg.SummaryPublic, APIKey: cfg.SummaryAPIKey}
 	report := summary.New(summary.Options{
@@ -97,6 +102,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	for i, l := range []net.Listener{content, summary} {
 		go func() { errc <- servers[i].Serve(l) }()
 	}
+	up.SetSelf(content.Addr(), summary.Addr()) // never follow a redirect to ourselves
 	log.Info("gatecache serving", "content", content.Addr().String(), "summary", summary.Addr().String(), "node", nodeID)
 
 	select {
@@ -104,16 +110,38 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	case err = <-errc:
 	}
 	log.Info("gatecache stopping")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Whatever upstream and clients do, the process ends within
+	// shutdownLimit: responses in progress get shutdownGrace to complete,
+	// then every fill and upstream request is cancelled and every
+	// connection closed. Should the rest still hang (a drive that does not
+	// answer), exit anyway: the store is crash-safe.
+	time.AfterFunc(shutdownLimit, func() {
+		log.Error("shutdown took too long: exiting without closing the store", "limit", shutdownLimit)
+		os.Exit(exitFailure)
+	})
+	graceCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	for _, s := range servers {
-		s.Shutdown(shutdownCtx)
+		s.Shutdown(graceCtx) // stops accepting at once, then waits for idle connections
 	}
+	stopFills()
+	up.Close()
+	for _, s := range servers {
+		s.Close()
+	}
+	flights.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
 }
+
+// The shutdown bounds: SIGTERM ends the process within 10 s, as container
+// runtimes expect (docker stop sends SIGKILL after 10 s).
+const (
+	shutdownGrace = 5 * time.Second // for responses in progress
+	shutdownLimit = 9 * time.Second // then the process exits whatever hangs
+)
 
 func listen(addr, variable string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
@@ -155,6 +183,9 @@ func fetchOptions(cfg config.Config, nodeID string, log *slog.Logger) fetch.Opti
 	opts := fetch.Options{
 		Parents: cfg.Upstreams, FallbackDirect: cfg.FallbackDirect, MaxRate: cfg.UpstreamMaxRate,
 		NodeID: nodeID, UserAgent: "gatecache", Logger: log,
+		HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.UpstreamIdleTimeout,
+		// Redirects are followed only to origins the allow list names.
+		AllowRedirect: origin.NewResolver(originHosts(cfg)).Allows,
 	}
 	if p := cfg.Proxy; p != nil {
 		opts.Proxy = &url.URL{Scheme: "http", Host: p.Addr}

@@ -17,7 +17,8 @@
 //	UPSTREAM_PROXY,
 //	for N = 1..999: CACHEABLE_CUSTOM_N_HOST, _CANONICAL, _KEEP_QUERY,
 //	IS_SUMMARY_PUBLIC, IS_SUMMARY_ACCESS_UNRESTRICTED, SUMMARY_API_KEY,
-//	UPSTREAM_MAX_RATE, MAX_STALE, INDEX_MAX_AGE, NEGATIVE_MAX_AGE,
+//	UPSTREAM_MAX_RATE, UPSTREAM_HEADER_TIMEOUT, UPSTREAM_IDLE_TIMEOUT,
+//	MAX_STALE, REVALIDATE_WAIT, INDEX_MAX_AGE, NEGATIVE_MAX_AGE,
 //	INDEX_PATTERNS, PAYLOAD_PATTERNS, LOG_FORMAT, ACCESS_LOG.
 package config
 
@@ -41,6 +42,12 @@ const (
 	maxCustomHosts = 999
 	// redacted replaces secrets in logs and error messages.
 	redacted = "REDACTED"
+	// doBudget is how long the Delivery Optimization agent lets a transfer
+	// make no progress (under 4,000 B/s, response headers included) before
+	// it aborts it; a timeout bans the cache for all hosts for 15 minutes.
+	// Upstream timeouts must stay below it, so that the agent gets a 504
+	// (which only sends it to the origin for that download) first.
+	doBudget = 20 * time.Second
 )
 
 // Config is gatecache's whole configuration. Every field documents its
@@ -76,10 +83,28 @@ type Config struct {
 	// Units as in ParseSize; a "/s" suffix and "unlimited" are accepted.
 	UpstreamMaxRate int64
 
+	// UpstreamHeaderTimeout is UPSTREAM_HEADER_TIMEOUT: how long a request
+	// that needs upstream waits for the response headers — connects,
+	// redirects and the failover from one parent to the next included —
+	// before it is answered 504; default 15 s, under the 20 s after which
+	// the Delivery Optimization agent gives up on (and bans) the cache.
+	UpstreamHeaderTimeout time.Duration
+	// UpstreamIdleTimeout is UPSTREAM_IDLE_TIMEOUT: how long an upstream
+	// body may send no byte before the transfer is aborted (the client's
+	// response is cut off, the complete blocks are kept); default 15 s.
+	UpstreamIdleTimeout time.Duration
+
 	// MaxStale is MAX_STALE: how long past freshness an entry may be served
 	// when upstream fails. A Go duration, a number of seconds, or
 	// "unlimited". Default -1, meaning unlimited.
 	MaxStale time.Duration
+	// RevalidateWait is REVALIDATE_WAIT: how long a request for a stale
+	// entry waits for upstream's answer to its revalidation before the
+	// stored copy is served, the revalidation finishing in the background
+	// (RFC 5861 stale-while-revalidate in spirit); default 3 s, 0 serves it
+	// at once. An entry the origin marked must-revalidate, or staler than
+	// MAX_STALE, always waits for the answer.
+	RevalidateWait time.Duration
 
 	// IndexMaxAge is INDEX_MAX_AGE: how long a repository index without
 	// freshness of its own counts as fresh (a Go duration or seconds);
@@ -163,10 +188,14 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		LogFormat:      "text",
 		AccessLog:      true,
 		BlockSize:      defaultBlockSize,
+
+		UpstreamHeaderTimeout: 15 * time.Second,
+		UpstreamIdleTimeout:   15 * time.Second,
+		RevalidateWait:        3 * time.Second,
 	}
 	steps := []func(*Config) error{
 		r.listeners, r.cacheRoot, r.identity, r.drives, r.upstreams,
-		r.proxy, r.customHosts, r.summary, r.rate, r.stale, r.freshness, r.logFormat,
+		r.proxy, r.customHosts, r.summary, r.rate, r.timeouts, r.stale, r.freshness, r.logFormat,
 	}
 	for _, step := range steps {
 		if err := step(&c); err != nil {

@@ -42,6 +42,10 @@ func TestDefaults(t *testing.T) {
 
 		IndexMaxAge:    10 * time.Second,
 		NegativeMaxAge: 30 * time.Second,
+
+		UpstreamHeaderTimeout: 15 * time.Second,
+		UpstreamIdleTimeout:   15 * time.Second,
+		RevalidateWait:        3 * time.Second,
 	}
 	if got := mustFromEnv(t, nil); !reflect.DeepEqual(got, want) {
 		t.Errorf("FromEnv(empty) =\n%+v\nwant\n%+v", got, want)
@@ -111,6 +115,11 @@ func TestGoodValues(t *testing.T) {
 		{"stale zero", map[string]string{"MAX_STALE": "0"}, func(c Config) any { return c.MaxStale }, time.Duration(0)},
 		{"stale unlimited", map[string]string{"MAX_STALE": "Unlimited"}, func(c Config) any { return c.MaxStale }, time.Duration(-1)},
 		{"log json", map[string]string{"LOG_FORMAT": "JSON"}, func(c Config) any { return c.LogFormat }, "json"},
+		{"header timeout", map[string]string{"UPSTREAM_HEADER_TIMEOUT": "5s"}, func(c Config) any { return c.UpstreamHeaderTimeout }, 5 * time.Second},
+		{"header timeout seconds", map[string]string{"UPSTREAM_HEADER_TIMEOUT": "8"}, func(c Config) any { return c.UpstreamHeaderTimeout }, 8 * time.Second},
+		{"idle timeout", map[string]string{"UPSTREAM_IDLE_TIMEOUT": "1500ms"}, func(c Config) any { return c.UpstreamIdleTimeout }, 1500 * time.Millisecond},
+		{"revalidate wait", map[string]string{"REVALIDATE_WAIT": "250ms"}, func(c Config) any { return c.RevalidateWait }, 250 * time.Millisecond},
+		{"revalidate wait zero", map[string]string{"REVALIDATE_WAIT": "0"}, func(c Config) any { return c.RevalidateWait }, time.Duration(0)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,6 +194,13 @@ func TestBadValues(t *testing.T) {
 		{map[string]string{"MAX_STALE": "forever"}, "MAX_STALE"},
 		{map[string]string{"MAX_STALE": "99999999999999999999"}, "MAX_STALE"},
 		{map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},
+		{map[string]string{"UPSTREAM_HEADER_TIMEOUT": "0"}, "UPSTREAM_HEADER_TIMEOUT"},
+		{map[string]string{"UPSTREAM_HEADER_TIMEOUT": "unlimited"}, "UPSTREAM_HEADER_TIMEOUT"},
+		{map[string]string{"UPSTREAM_HEADER_TIMEOUT": "-1s"}, "UPSTREAM_HEADER_TIMEOUT"},
+		{map[string]string{"UPSTREAM_IDLE_TIMEOUT": "soon"}, "UPSTREAM_IDLE_TIMEOUT"},
+		{map[string]string{"UPSTREAM_IDLE_TIMEOUT": "0s"}, "UPSTREAM_IDLE_TIMEOUT"},
+		{map[string]string{"REVALIDATE_WAIT": "-1s"}, "REVALIDATE_WAIT"},
+		{map[string]string{"REVALIDATE_WAIT": "unlimited"}, "REVALIDATE_WAIT"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.env), func(t *testing.T) {
@@ -221,6 +237,7 @@ func TestErrorMessages(t *testing.T) {
 		{map[string]string{"CUSTOMER_ID": "x"}, `CUSTOMER_ID="x": want a GUID like 01234567-89ab-cdef-0123-456789abcdef`},
 		{map[string]string{"CACHEABLE_CUSTOM_2_CANONICAL": "x"}, `CACHEABLE_CUSTOM_2_CANONICAL="x": want CACHEABLE_CUSTOM_2_HOST to be set as well`},
 		{map[string]string{"LOG_FORMAT": "xml"}, `LOG_FORMAT="xml": want text or json`},
+		{map[string]string{"UPSTREAM_IDLE_TIMEOUT": "0"}, `UPSTREAM_IDLE_TIMEOUT="0": want a duration above zero like 15s or 1m, or a number of seconds`},
 		{map[string]string{"STORAGE_1_PATH": "/d", "STORAGE_2_PATH": "/d"}, `STORAGE_2_PATH="/d": want a directory not already used by drive 1 (/d)`},
 		// Secrets never reach the message, even mistyped.
 		{map[string]string{"CUSTOMER_KEY": "0badc0de-secret"}, `CUSTOMER_KEY="REDACTED": want a GUID like 01234567-89ab-cdef-0123-456789abcdef`},
@@ -239,7 +256,10 @@ func TestErrorMessages(t *testing.T) {
 func TestErrorOrder(t *testing.T) {
 	m := map[string]string{
 		"LOG_FORMAT":              "xml",
+		"REVALIDATE_WAIT":         "x",
 		"MAX_STALE":               "x",
+		"UPSTREAM_IDLE_TIMEOUT":   "x",
+		"UPSTREAM_HEADER_TIMEOUT": "x",
 		"UPSTREAM_MAX_RATE":       "x",
 		"IS_SUMMARY_PUBLIC":       "x",
 		"CACHEABLE_CUSTOM_9_HOST": "a/b",
@@ -255,7 +275,8 @@ func TestErrorOrder(t *testing.T) {
 	}
 	order := []string{"LISTEN_ADDR", "SUMMARY_ADDR", "CUSTOMER_ID", "CUSTOMER_KEY", "STORAGE_1_SIZE", "STORAGE_2_SIZE_GB",
 		"UPSTREAM_HOST", "UPSTREAM_PROXY", "CACHEABLE_CUSTOM_3_HOST", "CACHEABLE_CUSTOM_9_HOST",
-		"IS_SUMMARY_PUBLIC", "UPSTREAM_MAX_RATE", "MAX_STALE", "LOG_FORMAT"}
+		"IS_SUMMARY_PUBLIC", "UPSTREAM_MAX_RATE", "UPSTREAM_HEADER_TIMEOUT", "UPSTREAM_IDLE_TIMEOUT",
+		"MAX_STALE", "REVALIDATE_WAIT", "LOG_FORMAT"}
 	for _, name := range order {
 		_, err := FromEnv(env(m))
 		var e *Error
@@ -278,6 +299,10 @@ func TestWarnings(t *testing.T) {
 		{map[string]string{"STORAGE_0_SIZE_GB": "10", "STORAGE_10_PATH": "/x"}, []string{"STORAGE_0_SIZE_GB is ignored", "STORAGE_10_PATH is ignored"}},
 		{map[string]string{"UPSTREAM_FALLBACK_DIRECT": "true"}, []string{"UPSTREAM_FALLBACK_DIRECT has no effect"}},
 		{map[string]string{"IS_SUMMARY_PUBLIC": "true"}, []string{"SUMMARY_API_KEY"}},
+		{map[string]string{"UPSTREAM_HEADER_TIMEOUT": "20s"}, []string{"UPSTREAM_HEADER_TIMEOUT=20s is not under 20 s"}},
+		{map[string]string{"UPSTREAM_IDLE_TIMEOUT": "1m"}, []string{"UPSTREAM_IDLE_TIMEOUT=1m is not under 20 s"}},
+		{map[string]string{"UPSTREAM_IDLE_TIMEOUT": "19s", "UPSTREAM_HEADER_TIMEOUT": "19.5s"}, nil},
+		{map[string]string{"REVALIDATE_WAIT": "5s", "UPSTREAM_HEADER_TIMEOUT": "5s"}, []string{"REVALIDATE_WAIT (5s) is not under UPSTREAM_HEADER_TIMEOUT (5s)"}},
 	}
 	for _, tt := range tests {
 		c := mustFromEnv(t, tt.env)
@@ -331,7 +356,8 @@ func TestLogAttrsRedacts(t *testing.T) {
 	// Unset secrets show as empty, so an operator can tell "unset" from "set".
 	var out bytes.Buffer
 	slog.New(slog.NewJSONHandler(&out, nil)).LogAttrs(t.Context(), slog.LevelInfo, "config", Default().LogAttrs()...)
-	for _, want := range []string{`"customer_key":""`, `"proxy":"none"`, `"max_stale":"unlimited"`, `"custom_hosts":"none"`} {
+	for _, want := range []string{`"customer_key":""`, `"proxy":"none"`, `"max_stale":"unlimited"`, `"custom_hosts":"none"`,
+		`"upstream_header_timeout":15000000000`, `"upstream_idle_timeout":15000000000`, `"revalidate_wait":3000000000`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("default log output lacks %s:\n%s", want, out.String())
 		}

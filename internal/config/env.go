@@ -267,16 +267,51 @@ func (r reader) rate(c *Config) error {
 	return nil
 }
 
+// timeouts reads the upstream timeouts: durations above zero, since
+// nothing may wait forever. Values at or above the Delivery Optimization
+// agent's budget are allowed but warned about.
+func (r reader) timeouts(c *Config) error {
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"UPSTREAM_HEADER_TIMEOUT", &c.UpstreamHeaderTimeout}, {"UPSTREAM_IDLE_TIMEOUT", &c.UpstreamIdleTimeout}} {
+		v, ok := r.get(d.name)
+		if !ok {
+			continue
+		}
+		dur, valid := parseMaxStale(v)
+		if !valid || dur <= 0 {
+			return &Error{d.name, v, "a duration above zero like 15s or 1m, or a number of seconds"}
+		}
+		*d.dst = dur
+		if dur >= doBudget {
+			c.Warnings = append(c.Warnings, fmt.Sprintf(
+				"%s=%s is not under 20 s: a Delivery Optimization client gives up on the cache first, and avoids it for all hosts for 15 minutes", d.name, v))
+		}
+	}
+	return nil
+}
+
 func (r reader) stale(c *Config) error {
-	v, ok := r.get("MAX_STALE")
-	if !ok {
-		return nil
+	if v, ok := r.get("MAX_STALE"); ok {
+		d, valid := parseMaxStale(v)
+		if !valid {
+			return &Error{"MAX_STALE", v, "a duration like 72h or 30m, a number of seconds, or unlimited"}
+		}
+		c.MaxStale = d
 	}
-	d, valid := parseMaxStale(v)
-	if !valid {
-		return &Error{"MAX_STALE", v, "a duration like 72h or 30m, a number of seconds, or unlimited"}
+	if v, ok := r.get("REVALIDATE_WAIT"); ok {
+		d, valid := parseMaxStale(v)
+		if !valid || d < 0 {
+			return &Error{"REVALIDATE_WAIT", v, "a duration like 3s or 500ms, or a number of seconds (0: serve the stored copy at once)"}
+		}
+		c.RevalidateWait = d
 	}
-	c.MaxStale = d
+	if c.RevalidateWait >= c.UpstreamHeaderTimeout {
+		c.Warnings = append(c.Warnings, fmt.Sprintf(
+			"REVALIDATE_WAIT (%v) is not under UPSTREAM_HEADER_TIMEOUT (%v): a stale entry is never served while its revalidation is slow",
+			c.RevalidateWait, c.UpstreamHeaderTimeout))
+	}
 	return nil
 }
 

@@ -1,7 +1,7 @@
 // Package fetch is gatecache's upstream client: it turns "bytes of this
 // origin URL" into an HTTP request to the right place — the parent cache when
 // one is configured, else the origin, through the outbound proxy when one is
-// set — and follows redirects itself so that clients never see them.
+// set — and follows redirects to allowed origins itself (redirect.go).
 package fetch
 
 import (
@@ -14,10 +14,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gatecache/internal/origin"
@@ -43,15 +45,32 @@ type Options struct {
 	// (SSL_CERT_FILE is honoured by crypto/x509).
 	RootCAs *x509.CertPool
 	// ConnectTimeout bounds a TCP (and TLS) connect to an origin; default
-	// 10 s. ParentConnectTimeout bounds one to a parent; default 2 s, so
+	// 10 s. ParentConnectTimeout bounds one to a parent — through Proxy,
+	// the connect to the proxy for a parent's request; default 2 s, so
 	// that a client (which gives a cache 3 s) gets an answer even when
 	// its gateway's parent is gone.
 	ConnectTimeout       time.Duration
 	ParentConnectTimeout time.Duration
-	// HeaderTimeout bounds the wait for response headers; default 60 s.
+	// HeaderTimeout bounds the wait for response headers, counted from the
+	// start of a fetch: connects, redirects and the failover from one
+	// parent to the next use it up together; default 15 s. A Delivery
+	// Optimization client gives a cache 20 s without progress, headers
+	// included, and a timeout bans the cache for all hosts for 15
+	// minutes, while the 504 it gets first only sends it to the origin for
+	// that download. (A request with a body, Forward's, counts it from
+	// when the body is sent.)
 	HeaderTimeout time.Duration
+	// IdleTimeout bounds every wait for body bytes: an upstream that sends
+	// nothing for this long fails the transfer; default 15 s. Time the
+	// reader spends elsewhere between reads does not count.
+	IdleTimeout time.Duration
 	// MaxRedirects bounds the redirects followed for one fetch; default 10.
 	MaxRedirects int
+	// AllowRedirect reports whether a redirect to u may be followed: u's
+	// host is an origin the allow list names (origin.Resolver.Allows).
+	// nil follows no redirect. A redirect that is not followed is relayed
+	// as the response.
+	AllowRedirect func(u *url.URL) bool
 	// MaxRate caps the bytes per second read from all upstreams together;
 	// 0 means unlimited.
 	MaxRate int64
@@ -75,6 +94,11 @@ type Client struct {
 	origins map[string]*upstream // origin hosts fetched from directly
 	limit   *rate.Limiter
 	via     string
+	// base is the context every upstream request runs under, whatever its
+	// caller's: Close cancels it.
+	base      context.Context
+	closeBase context.CancelCauseFunc
+	self      atomic.Pointer[[]netip.AddrPort] // this node's listeners, see SetSelf
 }
 
 // New returns a client.
@@ -86,7 +110,10 @@ func New(opts Options) *Client {
 		opts.ParentConnectTimeout = 2 * time.Second
 	}
 	if opts.HeaderTimeout <= 0 {
-		opts.HeaderTimeout = 60 * time.Second
+		opts.HeaderTimeout = 15 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 15 * time.Second
 	}
 	if opts.MaxRedirects <= 0 {
 		opts.MaxRedirects = 10
@@ -98,6 +125,7 @@ func New(opts Options) *Client {
 		opts.Logger = slog.Default()
 	}
 	c := &Client{opts: opts, parentSet: map[string]bool{}, origins: map[string]*upstream{}}
+	c.base, c.closeBase = context.WithCancelCause(context.Background())
 	for _, p := range opts.Parents {
 		c.parents = append(c.parents, &upstream{name: p, parent: true})
 		c.parentSet[p] = true
@@ -112,7 +140,9 @@ func New(opts Options) *Client {
 	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if c.parentSet[addr] {
+			// Through a proxy, addr is the proxy's: the request says
+			// whether it is for a parent.
+			if c.parentSet[addr] || ctx.Value(parentKey{}) != nil {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, opts.ParentConnectTimeout)
 				defer cancel()
@@ -137,19 +167,6 @@ func New(opts Options) *Client {
 	}
 	c.hc = &http.Client{Transport: tr, CheckRedirect: c.checkRedirect}
 	return c
-}
-
-// checkRedirect follows at most MaxRedirects hops, and only to http(s). Go's
-// client keeps Range and If-Range on the new request, so a redirect in the
-// middle of a block fetch still asks for the same bytes.
-func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) > c.opts.MaxRedirects {
-		return fmt.Errorf("stopped after %d redirects", c.opts.MaxRedirects)
-	}
-	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-		return fmt.Errorf("redirect to unsupported scheme %q", req.URL.Scheme)
-	}
-	return nil
 }
 
 // route lists where a request for t may go now, in order: the parents not
@@ -225,7 +242,11 @@ func (c *Client) upstreamURL(u *upstream, t origin.Target) string {
 func (c *Client) Do(ctx context.Context, method string, t origin.Target, h http.Header) (*http.Response, error) {
 	var lastErr error
 	route := c.route(t)
+	deadline := time.Now().Add(c.opts.HeaderTimeout) // one budget for every upstream tried
 	for i, u := range route {
+		if i > 0 && !time.Now().Before(deadline) {
+			break
+		}
 		req, err := http.NewRequestWithContext(ctx, method, c.upstreamURL(u, t), nil)
 		if err != nil {
 			return nil, err
@@ -234,10 +255,10 @@ func (c *Client) Do(ctx context.Context, method string, t origin.Target, h http.
 			req.Header[k] = v
 		}
 		req.Header.Set("User-Agent", c.opts.UserAgent)
-		resp, err := c.send(u, req)
+		resp, err := c.send(u, req, deadline)
 		if err != nil {
 			lastErr = err
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
 				break
 			}
 			continue
@@ -267,15 +288,18 @@ func (c *Client) Forward(r *http.Request, t origin.Target) (*http.Response, erro
 	req.ContentLength = r.ContentLength
 	req.Header = r.Header.Clone()
 	RemoveHopByHop(req.Header)
+	deadline := time.Time{} // with a body: the transport's ResponseHeaderTimeout
 	if r.ContentLength == 0 {
 		req.Body = nil
+		deadline = time.Now().Add(c.opts.HeaderTimeout)
 	}
-	return c.send(u, req)
+	return c.send(u, req, deadline)
 }
 
 // send does one request through u, adds this node to Via, meters the body
-// and keeps u's state.
-func (c *Client) send(u *upstream, req *http.Request) (*http.Response, error) {
+// and keeps u's state. Its response headers must arrive by deadline (none
+// when zero); its body is bounded by IdleTimeout.
+func (c *Client) send(u *upstream, req *http.Request, deadline time.Time) (*http.Response, error) {
 	if c.via != "" {
 		if prev := req.Header.Values("Via"); len(prev) > 0 {
 			req.Header.Set("Via", strings.Join(prev, ", ")+", "+c.via)
@@ -283,14 +307,29 @@ func (c *Client) send(u *upstream, req *http.Request) (*http.Response, error) {
 			req.Header.Set("Via", c.via)
 		}
 	}
+	caller := req.Context()
+	req, lt := c.begin(req, u.parent)
+	if !deadline.IsZero() {
+		lt.timeout(time.Until(deadline), "no response headers within "+c.opts.HeaderTimeout.String())
+	}
 	u.requests.Add(1)
 	resp, err := c.hc.Do(req)
+	if lt.stopTimeout() && err == nil {
+		// The deadline passed just as the headers came: the request is
+		// cancelled already.
+		resp.Body.Close()
+		err = context.Cause(lt.ctx)
+	}
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		if req.Context().Err() == nil {
+		if lt.ctx.Err() != nil && caller.Err() == nil {
+			err = context.Cause(lt.ctx) // a timeout, or Close
+		}
+		lt.end()
+		if caller.Err() == nil && !errors.Is(err, ErrClosed) {
 			u.fail(err.Error(), c.opts.Logger)
 		}
 		return nil, &Error{URL: req.URL.Redacted(), Err: err}
@@ -298,7 +337,8 @@ func (c *Client) send(u *upstream, req *http.Request) (*http.Response, error) {
 	if resp.StatusCode == http.StatusProxyAuthRequired && c.opts.Proxy != nil {
 		// Our outbound proxy refused us: a configuration fault of this
 		// node, never content for the client.
-		Drain(resp.Body)
+		resp.Body.Close()
+		lt.end()
 		err := errors.New("outbound proxy answered 407: check the credentials in UPSTREAM_PROXY")
 		u.fail(err.Error(), c.opts.Logger)
 		return nil, &Error{URL: req.URL.Redacted(), Err: err}
@@ -306,8 +346,17 @@ func (c *Client) send(u *upstream, req *http.Request) (*http.Response, error) {
 	if u.parent && resp.StatusCode < 500 {
 		u.ok(c.opts.Logger)
 	}
-	resp.Body = &meteredBody{ReadCloser: resp.Body, ctx: req.Context(), u: u, limit: c.limit}
+	resp.Body = newMeteredBody(resp.Body, lt, u, c.limit, c.opts.IdleTimeout, req.URL.Redacted())
 	return resp, nil
+}
+
+// Close cancels every upstream request in progress — waits for headers
+// and body reads alike, also those whose callers never cancel (a fill
+// others follow) — and fails every later one with ErrClosed: at shutdown,
+// so that no fill outlives the stop, whatever upstream does.
+func (c *Client) Close() {
+	c.closeBase(ErrClosed)
+	c.hc.CloseIdleConnections()
 }
 
 // Stats returns the state of every upstream: the parents in order, then

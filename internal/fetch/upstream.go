@@ -92,26 +92,58 @@ func (u *upstream) stats(now time.Time) UpstreamStats {
 	}
 }
 
-// meteredBody counts the bytes of an upstream body and, when a cap is set,
-// paces them: every node's pulls share one token bucket, so a rollout does
-// not saturate the uplink. Hits never pass through here.
+// meteredBody counts the bytes of an upstream body, bounds each wait for
+// them and, when a cap is set, paces them: every node's pulls share one
+// token bucket, so a rollout does not saturate the uplink. Hits never pass
+// through here.
 type meteredBody struct {
 	io.ReadCloser
-	ctx   context.Context
+	lt    *lifetime
 	u     *upstream
 	limit *rate.Limiter
+	url   string
+
+	idle  time.Duration
+	timer *time.Timer // runs while a Read waits: it cancels the request
+	once  sync.Once
+}
+
+func newMeteredBody(rc io.ReadCloser, lt *lifetime, u *upstream, limit *rate.Limiter, idle time.Duration, url string) *meteredBody {
+	b := &meteredBody{ReadCloser: rc, lt: lt, u: u, limit: limit, url: url, idle: idle}
+	// Armed from the headers on: a body that never sends its first byte
+	// is cut off too, even before the first Read.
+	msg := "upstream sent no byte for " + idle.String()
+	b.timer = time.AfterFunc(idle, func() { lt.cancel(&timeoutError{msg}) })
+	return b
 }
 
 func (b *meteredBody) Read(p []byte) (int, error) {
 	if b.limit != nil && len(p) > b.limit.Burst() {
 		p = p[:b.limit.Burst()]
 	}
+	b.timer.Reset(b.idle)
 	n, err := b.ReadCloser.Read(p)
+	b.timer.Stop() // the time until the next Read is the reader's, not upstream's
 	b.u.bytes.Add(int64(n))
+	if err != nil && err != io.EOF && b.lt.ctx.Err() != nil {
+		// Say why the request was cut off: idle timeout, Close or the
+		// caller's cancellation.
+		err = &Error{URL: b.url, Err: context.Cause(b.lt.ctx)}
+	}
 	if b.limit != nil && n > 0 {
-		if werr := b.limit.WaitN(b.ctx, n); werr != nil && err == nil {
-			err = werr
+		if werr := b.limit.WaitN(b.lt.ctx, n); werr != nil && err == nil {
+			err = &Error{URL: b.url, Err: context.Cause(b.lt.ctx)}
 		}
 	}
 	return n, err
+}
+
+// Close closes the body and ends the request's lifetime.
+func (b *meteredBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(func() {
+		b.timer.Stop()
+		b.lt.end()
+	})
+	return err
 }

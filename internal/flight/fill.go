@@ -1,6 +1,7 @@
 package flight
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,7 @@ var errShortBody = errors.New("upstream body ended early")
 // committed is released (absent, unclaimed) and the followers are woken.
 func (f *Fill) run(src Source, body io.ReadCloser, start, end int64) {
 	g, obj := f.g, f.obj
-	defer g.running.Done()
+	defer g.ended() // last: Wait returns once the blocks are released
 	defer g.activeFills.Add(-1)
 	defer f.cancel()
 	next := f.first // first block not yet committed
@@ -50,6 +51,11 @@ func (f *Fill) run(src Source, body io.ReadCloser, start, end int64) {
 		}
 	}
 	defer body.Close()
+	// Cancelling the fill (shutdown) closes its body, which ends a Read
+	// waiting for bytes that do not come: a seeded body was opened under
+	// its discovery's context, which shutdown does not reach. (A stall
+	// without shutdown ends by the upstream client's idle timeout.)
+	defer context.AfterFunc(f.ctx, func() { body.Close() })()
 	if start > from || end > obj.Size() {
 		err = fmt.Errorf("upstream sent bytes %d-%d for a fill from %d: %w", start, end, from, ErrChanged)
 		return

@@ -42,7 +42,11 @@ type Group struct {
 	fills map[*store.Object]map[int64]*Fill // claimed, uncommitted blocks
 	calls map[string]*Call
 
-	running     sync.WaitGroup // fills in progress, for Wait
+	// running counts the fills and background work in progress, for Wait
+	// (under mu: unlike a WaitGroup's, it may grow while Wait waits, as
+	// requests still arrive during a shutdown).
+	running     int
+	idle        *sync.Cond // broadcast when running drops to 0
 	activeFills atomic.Int64
 	followers   atomic.Int64 // requests that joined a fill or a discovery they did not start
 }
@@ -50,7 +54,31 @@ type Group struct {
 // NewGroup returns an empty group. Fills run under base: cancelling it stops
 // them all (shutdown).
 func NewGroup(base context.Context) *Group {
-	return &Group{base: base, fills: make(map[*store.Object]map[int64]*Fill), calls: make(map[string]*Call)}
+	g := &Group{base: base, fills: make(map[*store.Object]map[int64]*Fill), calls: make(map[string]*Call)}
+	g.idle = sync.NewCond(&g.mu)
+	return g
+}
+
+// Go runs fn in the background under the group's base context, and Wait
+// waits for it: work that outlives the request that started it, such as a
+// revalidation that goes on after the stored copy was served.
+func (g *Group) Go(fn func(ctx context.Context)) {
+	g.mu.Lock()
+	g.running++
+	g.mu.Unlock()
+	go func() {
+		defer g.ended()
+		fn(g.base)
+	}()
+}
+
+// ended counts one fill or background work out.
+func (g *Group) ended() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.running--; g.running == 0 {
+		g.idle.Broadcast()
+	}
 }
 
 // Stats are the group's gauges and counters.
@@ -68,9 +96,24 @@ func (g *Group) Stats() Stats {
 // upstream and creates the object; requests for the same key wait for it
 // instead of asking upstream too.
 type Call struct {
-	done chan struct{}
-	obj  *store.Object
-	err  error
+	done      chan struct{}
+	stale     chan struct{} // closed by MarkStale
+	staleOnce sync.Once
+	obj       *store.Object
+	err       error
+}
+
+// ErrStale is what Wait returns once the leader has marked the call stale:
+// the stored copy is served while upstream is slow to answer, and the call
+// goes on in the background.
+var ErrStale = errors.New("flight: upstream is slow: the stored copy is served meanwhile")
+
+// MarkStale releases the requests waiting for the call, and those that
+// join it until it finishes, with ErrStale: the leader serves the stored
+// copy rather than wait longer (RFC 5861 stale-while-revalidate), and so
+// should they. Only the leader calls it, once serving stale is allowed.
+func (c *Call) MarkStale() {
+	c.staleOnce.Do(func() { close(c.stale) })
 }
 
 // Join returns the discovery call for key and whether the caller leads it.
@@ -82,7 +125,7 @@ func (g *Group) Join(key string) (*Call, bool) {
 		g.followers.Add(1)
 		return c, false
 	}
-	c := &Call{done: make(chan struct{})}
+	c := &Call{done: make(chan struct{}), stale: make(chan struct{})}
 	g.calls[key] = c
 	return c, true
 }
@@ -99,11 +142,19 @@ func (g *Group) Finish(key string, c *Call, obj *store.Object, err error) {
 	close(c.done)
 }
 
-// Wait blocks until the leader finishes and returns its outcome.
+// Wait blocks until the leader finishes and returns its outcome, or until
+// it marks the call stale (ErrStale).
 func (c *Call) Wait(ctx context.Context) (*store.Object, error) {
 	select {
 	case <-c.done:
 		return c.obj, c.err
+	default:
+	}
+	select {
+	case <-c.done:
+		return c.obj, c.err
+	case <-c.stale:
+		return nil, ErrStale
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -147,14 +198,21 @@ func (g *Group) claimLocked(obj *store.Object, first, last int64) *Fill {
 	}
 	f.ctx, f.cancel = context.WithCancel(g.base)
 	g.activeFills.Add(1)
-	g.running.Add(1)
+	g.running++
 	return f
 }
 
-// Wait blocks until no fill is in progress: at shutdown, after the base
-// context is cancelled, so that every fill has committed or released its
-// blocks before the store closes.
-func (g *Group) Wait() { g.running.Wait() }
+// Wait blocks until no fill or background work is in progress: at
+// shutdown, after the base context is cancelled, so that every fill has
+// committed or released its blocks before the store closes. A cancelled
+// fill ends at once, whatever its upstream does (its body is closed).
+func (g *Group) Wait() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.running > 0 {
+		g.idle.Wait()
+	}
+}
 
 func (g *Group) tryClaimLocked(f *Fill, i int64) bool {
 	claims := g.fills[f.obj]
@@ -198,6 +256,11 @@ func (g *Group) releaseLocked(f *Fill, from int64) {
 		delete(g.fills, f.obj)
 	}
 }
+
+// Release gives up the caller's registration as the first reader of a
+// seeded fill it will not read (a response stored in the background): the
+// fill completes the block it is in and stops.
+func (f *Fill) Release() { f.dropReader() }
 
 // addReader registers one more reader; dropReader unregisters one.
 func (f *Fill) addReader() {

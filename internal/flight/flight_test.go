@@ -205,3 +205,107 @@ func TestUpstreamErrorReachesTheWaitingReader(t *testing.T) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+// within fails the test if fn has not returned by a generous deadline: the
+// waits under test end long before it, or never.
+func within(t *testing.T, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: still waiting after 30 s", what)
+	}
+}
+
+// Shutdown cancels the group's base: a fill whose upstream body sends
+// nothing more ends at once (its body is closed), releases its blocks and
+// wakes its readers, so Wait returns. The body of a seeded fill was opened
+// by its discovery, under a context that shutdown does not reach.
+func TestShutdownEndsAFillWhoseUpstreamStalls(t *testing.T) {
+	st, err := store.Open(store.Options{
+		Drives:    []store.DriveSpec{{Path: filepath.Join(t.TempDir(), "d"), Budget: 1 << 30}},
+		BlockSize: testBlock, FlushInterval: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	obj, err := st.Create("k", store.Meta{Size: 4 * testBlock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, stop := context.WithCancel(context.Background())
+	g := NewGroup(base)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	f := g.Seed(obj, pr, 0, obj.Size(), 3)
+	rd := g.NewReader(context.Background(), obj, &source{}, obj.Size(), f)
+	defer rd.Close()
+	if _, err := pw.Write(make([]byte, 100)); err != nil { // then nothing
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(rd)
+		got <- err
+	}()
+	stop()
+	within(t, "Wait after shutdown", g.Wait)
+	var rerr error
+	within(t, "the reader of the cancelled fill", func() { rerr = <-got })
+	if rerr == nil {
+		t.Fatal("the reader completed a body whose fill was cancelled")
+	}
+	if p := obj.Present(); p[0] {
+		t.Fatal("a partial block was marked present")
+	}
+}
+
+// Background work started with Go runs under the base and is waited for.
+func TestWaitWaitsForBackgroundWork(t *testing.T) {
+	base, stop := context.WithCancel(context.Background())
+	g := NewGroup(base)
+	started := make(chan struct{})
+	ended := false
+	g.Go(func(ctx context.Context) {
+		close(started)
+		<-ctx.Done()
+		ended = true
+	})
+	<-started
+	stop()
+	within(t, "Wait for background work", g.Wait)
+	if !ended {
+		t.Fatal("Wait returned before the background work ended")
+	}
+}
+
+// A leader that gives up waiting tells its followers to serve the stored
+// copy, and so are those that join later, until it finishes.
+func TestStaleCallReleasesItsFollowers(t *testing.T) {
+	g := NewGroup(context.Background())
+	call, leader := g.Join("k")
+	if !leader {
+		t.Fatal("first Join does not lead")
+	}
+	early, _ := g.Join("k")
+	call.MarkStale()
+	late, leads := g.Join("k")
+	if leads {
+		t.Fatal("a Join while the call runs in the background leads another")
+	}
+	for _, c := range []*Call{early, late} {
+		if _, err := c.Wait(context.Background()); !errors.Is(err, ErrStale) {
+			t.Fatalf("follower: %v, want ErrStale", err)
+		}
+	}
+	g.Finish("k", call, nil, nil)
+	if _, leads := g.Join("k"); !leads {
+		t.Fatal("no new call after Finish")
+	}
+}

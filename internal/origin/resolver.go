@@ -199,6 +199,18 @@ func (r *Resolver) ResolveURL(raw string) (Target, error) {
 	return r.absolute(u, query, origins)
 }
 
+// Allows reports whether the absolute http(s) URL u names an allowed origin
+// by its own host and port: whether a redirect to u may be followed. Unlike
+// ResolveURL it ignores any cacheHostOrigin parameter, since u's host is the
+// one that would be contacted.
+func (r *Resolver) Allows(u *url.URL) bool {
+	if u == nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Host == "" {
+		return false
+	}
+	a, err := parseAuthority(u.Host)
+	return err == nil && r.match(a, u.Scheme) != nil
+}
+
 // absolute resolves an absolute-form request-target (RFC 9112 §3.2.2),
 // which a client sends to a forward proxy: the URL names the origin and
 // the Host header is ignored (RFC 9112 §3.2.2: the recipient "MUST ignore

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -249,5 +250,39 @@ func TestResolve(t *testing.T) {
 			got, err := r.Resolve(readRequest(t, tt.raw))
 			checkTarget(t, got, err, tt.want)
 		})
+	}
+}
+
+// Allows is the test for following a redirect: the URL's own host and port
+// must be allowed, whatever its query says.
+func TestAllows(t *testing.T) {
+	r := NewResolver(testHosts)
+	for raw, want := range map[string]bool{
+		"http://repo.com/a":                                 true,
+		"https://repo.com/a":                                true,
+		"http://repo.com:8080/a":                            false,
+		"http://alt.example.net:8080/x":                     true,
+		"http://alt.example.net/x":                          false,
+		"http://a.cdn.example/x?y=1":                        true,
+		"http://cdn.example/x":                              false,
+		"http://[::1]:8443/x":                               true,
+		"http://[::1]:5001/x":                               false,
+		"http://10.0.0.5/x":                                 true,
+		"http://127.0.0.1:18090/x?cacheHostOrigin=repo.com": false,
+		"http://user:pw@repo.com/a":                         false,
+		"ftp://repo.com/a":                                  false,
+		"http://download.windowsupdate.com/x":               true,
+		"http://evil.example/x":                             false,
+	} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Allows(u); got != want {
+			t.Errorf("Allows(%s) = %v, want %v", raw, got, want)
+		}
+	}
+	if r.Allows(nil) {
+		t.Error("Allows(nil) = true")
 	}
 }

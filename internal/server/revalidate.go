@@ -1,12 +1,12 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"time"
 
 	"gatecache/internal/fetch"
+	"gatecache/internal/flight"
 	"gatecache/internal/freshness"
 	"gatecache/internal/origin"
 	"gatecache/internal/store"
@@ -73,12 +73,22 @@ func fieldHeader(fields []store.Field) http.Header {
 // need it at the same time. 304 refreshes the stored headers; a new version
 // replaces the object; when upstream fails, the stale copy is served
 // (stale-if-error) so that a plant without its uplink keeps working.
+//
+// Upstream that is slow to answer costs a client at most RevalidateWait:
+// then the stored copy is served, to this request and to every one that
+// joins the revalidation meanwhile, and the revalidation goes on in the
+// background, updating the object when it returns (RFC 5861
+// stale-while-revalidate in spirit) — unless the origin forbade serving it
+// stale, or it is staler than MAX_STALE: then the request waits for the
+// answer, bounded by the upstream header timeout.
 func (h *Handler) revalidate(w http.ResponseWriter, r *http.Request, t origin.Target, obj *store.Object, age time.Duration) {
 	key := "\x00revalidate " + t.Key
 	call, leader := h.flights.Join(key)
 	if !leader {
 		res, err := call.Wait(r.Context())
 		switch {
+		case errors.Is(err, flight.ErrStale):
+			h.serveStale(w, r, t, obj, age, errRevalidating)
 		case res != nil && errors.Is(err, errServedStale):
 			h.serveStale(w, r, t, obj, age, err)
 		case res != nil:
@@ -91,7 +101,12 @@ func (h *Handler) revalidate(w http.ResponseWriter, r *http.Request, t origin.Ta
 		return
 	}
 	finish := h.finisher(key, call)
-	defer finish(nil, errNotStored)
+	inBackground := false
+	defer func() {
+		if !inBackground {
+			finish(nil, errNotStored) // also on panic (client gone mid-copy)
+		}
+	}()
 	// A revalidation that ended between our freshness check and Join has
 	// done the work already.
 	if cur := h.store.Lookup(t.Key); cur != nil {
@@ -102,31 +117,47 @@ func (h *Handler) revalidate(w http.ResponseWriter, r *http.Request, t origin.Ta
 		}
 	}
 
+	rv := h.startRevalidation(r, t, obj)
+	staleOK := h.mayServeWhileRevalidating(t, obj, age)
+	var bound <-chan time.Time
+	if staleOK {
+		timer := time.NewTimer(max(h.revalidateWait, 0))
+		defer timer.Stop()
+		bound = timer.C
+	}
+	var ans answer
+	select {
+	case ans = <-rv.result:
+	case <-bound:
+		inBackground = true
+		rv.handOff(func(a answer) { h.revalidatedInBackground(rv.req, t, obj, a, finish) })
+		call.MarkStale()
+		h.serveStale(w, r, t, obj, age, errRevalidating)
+		return
+	case <-r.Context().Done():
+		// The client left; the others that wait get the answer (or
+		// the stored copy) all the same.
+		inBackground = true
+		rv.handOff(func(a answer) { h.revalidatedInBackground(rv.req, t, obj, a, finish) })
+		if staleOK {
+			call.MarkStale()
+		}
+		return
+	}
+
 	meta := obj.Meta()
-	hdr := upstreamHeader(r)
-	if meta.ETag != "" {
-		hdr.Set("If-None-Match", meta.ETag)
-	}
-	if meta.LastModified != "" {
-		hdr.Set("If-Modified-Since", meta.LastModified)
-	}
-	resp, err := h.upstream.Do(context.WithoutCancel(r.Context()), http.MethodGet, t, hdr)
-	if err == nil && resp.StatusCode >= 500 {
-		fetch.Drain(resp.Body)
-		err = &fetch.Error{URL: t.URL(), Err: errors.New("upstream answered " + resp.Status)}
-	}
-	switch {
-	case err != nil:
+	switch resp, err := ans.resp, ans.err; revalidationOutcome(meta, resp, err) {
+	case outcomeFailed:
 		finish(obj, errServedStale)
-		h.serveStale(w, r, t, obj, age, err)
-	case resp.StatusCode == http.StatusNotModified || (resp.StatusCode == http.StatusOK && sameObject(meta, resp)):
+		h.serveStale(w, r, t, obj, age, ans.failure(t))
+	case outcomeUnchanged:
 		fetch.Drain(resp.Body)
 		obj.SetHeader(mergeFields(meta.Header, resp.Header), time.Now())
 		finish(obj, nil)
 		h.serveObject(w, r, t, obj, nil, statusRefreshed, 0)
-	case resp.StatusCode == http.StatusOK:
+	case outcomeReplaced:
 		h.storeAndServe(w, r, t, resp, "", 0, finish, statusReplaced)
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
+	case outcomeGone:
 		// Gone upstream: so is the stored copy.
 		h.store.RemoveObject(obj)
 		h.negative.add(t)
@@ -140,20 +171,23 @@ func (h *Handler) revalidate(w http.ResponseWriter, r *http.Request, t origin.Ta
 	}
 }
 
-// serveStale serves obj although it is stale because upstream failed, unless
-// the origin forbade it (must-revalidate) or it is staler than MAX_STALE.
+// serveStale serves obj although it is stale because upstream failed or is
+// slow (cause errRevalidating), unless the origin forbade it
+// (must-revalidate) or it is staler than MAX_STALE.
 func (h *Handler) serveStale(w http.ResponseWriter, r *http.Request, t origin.Target, obj *store.Object, age time.Duration, cause error) {
-	meta := obj.Meta()
-	hdr := fieldHeader(meta.Header)
-	lifetime, _ := h.policy.Lifetime(h.policy.Classify(t.Host, t.Path), hdr)
-	staleness := age - lifetime
-	if freshness.MustRevalidate(hdr) || (h.maxStale >= 0 && staleness > h.maxStale) {
+	if staleness, ok := h.staleAllowed(t, obj, age); !ok {
 		h.log.Warn("stored copy too stale to serve while upstream fails", "key", t.Key, "staleness", staleness)
 		h.upstreamFailed(w, t, cause)
 		return
 	}
-	h.log.Warn("upstream unavailable: serving the stored copy", "key", t.Key, "age", age, "err", cause)
-	h.serveObject(w, r, t, obj, nil, statusStale, age)
+	status := statusStale
+	if errors.Is(cause, errRevalidating) {
+		status = statusRevalidating
+		h.log.Info("upstream slow: serving the stored copy while it revalidates", "key", t.Key, "age", age, "waited", h.revalidateWait)
+	} else {
+		h.log.Warn("upstream unavailable: serving the stored copy", "key", t.Key, "age", age, "err", cause)
+	}
+	h.serveObject(w, r, t, obj, nil, status, age)
 }
 
 // sameObject reports a 200 answer to a conditional request that carries the

@@ -44,6 +44,10 @@ type Options struct {
 	// NegativeTTL is how long a 404 or 410 from upstream is remembered;
 	// default 30 s, negative disables.
 	NegativeTTL time.Duration
+	// RevalidateWait is how long a request for a stale entry waits for its
+	// revalidation before the stored copy is served, the revalidation
+	// going on in the background; default 3 s, negative: not at all.
+	RevalidateWait time.Duration
 	// Recorder receives the content bytes of every response, by origin
 	// alias; nil: not recorded.
 	Recorder Recorder
@@ -69,6 +73,8 @@ type Handler struct {
 	negative  *negativeCache
 	recorder  Recorder
 	accessLog *slog.Logger
+
+	revalidateWait time.Duration // Options.RevalidateWait (swr.go)
 }
 
 // New returns a content handler.
@@ -83,10 +89,13 @@ func New(o Options) *Handler {
 	if o.NegativeTTL == 0 {
 		o.NegativeTTL = 30 * time.Second
 	}
+	if o.RevalidateWait == 0 {
+		o.RevalidateWait = defaultRevalidateWait
+	}
 	return &Handler{
 		resolver: o.Resolver, store: o.Store, flights: o.Flights, upstream: o.Upstream, log: o.Log,
 		nodeID: o.NodeID, policy: policy, maxStale: o.MaxStale, negative: newNegativeCache(o.NegativeTTL),
-		recorder: o.Recorder, accessLog: o.AccessLog,
+		recorder: o.Recorder, accessLog: o.AccessLog, revalidateWait: o.RevalidateWait,
 	}
 }
 
