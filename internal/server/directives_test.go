@@ -9,28 +9,28 @@ import (
 	"gatecache/internal/origintest"
 )
 
-// outcome is what one request through the cache came to, as the origin and
+// dirOutcome is what one request through the cache came to, as the origin and
 // the client saw it.
-type outcome string
+type dirOutcome string
 
 const (
-	hit         outcome = "hit"         // from the cache; nothing reached the origin
-	revalidated outcome = "revalidated" // one conditional request reached the origin
-	stored      outcome = "stored"      // one plain request; the answer was stored
-	passed      outcome = "passed"      // one plain request; the answer was not stored
-	notCached   outcome = "504"         // 504 from the cache; nothing reached the origin
+	hit         dirOutcome = "hit"         // from the cache; nothing reached the origin
+	revalidated dirOutcome = "revalidated" // one conditional request reached the origin
+	stored      dirOutcome = "stored"      // one plain request; the answer was stored
+	passed      dirOutcome = "passed"      // one plain request; the answer was not stored
+	notCached   dirOutcome = "504"         // 504 from the cache; nothing reached the origin
 )
 
 // step is one client request (header fields as name, value pairs) and what
 // it must come to.
 type step struct {
 	kv   []string
-	want outcome
+	want dirOutcome
 }
 
-func plain(want outcome) step { return step{want: want} }
+func plain(want dirOutcome) step { return step{want: want} }
 
-func with(want outcome, kv ...string) step { return step{kv: kv, want: want} }
+func with(want dirOutcome, kv ...string) step { return step{kv: kv, want: want} }
 
 // scenario installs obj at path and runs the steps against one cache.
 type scenario struct {

@@ -133,7 +133,7 @@ func (h *Handler) revalidatedInBackground(r *http.Request, t origin.Target, obj 
 	case outcomeGone:
 		fetch.Drain(a.resp.Body)
 		h.store.RemoveObject(obj)
-		h.negative.add(t.Key)
+		h.negative.add(t)
 		finish(nil, errNotStored)
 	default:
 		fetch.Drain(a.resp.Body)
