@@ -239,4 +239,3 @@ func summaryStatus(t *testing.T, addr string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
-
