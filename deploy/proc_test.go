@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,14 +72,25 @@ func (p *proc) stderr() string {
 // The process is killed at the end of the test if still running.
 func startGatecache(t *testing.T, argv, env []string) *proc {
 	t.Helper()
+	p, err := tryStart(t, argv, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tryStart is startGatecache returning the failure to start as an error.
+func tryStart(t *testing.T, argv, env []string) (*proc, error) {
+	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
+	cmd.Stdout = cmd.Stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &proc{cmd: cmd, exited: make(chan struct{})}
 	found := make(chan []string, 1)
@@ -102,12 +114,13 @@ func startGatecache(t *testing.T, argv, env []string) *proc {
 	select {
 	case m := <-found:
 		p.content, p.summary = m[1], m[2]
+		return p, nil
 	case <-p.exited:
-		t.Fatalf("%s exited at start:\n%s", argv[0], p.stderr())
+		return nil, fmt.Errorf("%s exited at start:\n%s", argv[0], p.stderr())
 	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not start within 30 s:\n%s", argv[0], p.stderr())
+		p.stop(syscall.SIGKILL)
+		return nil, fmt.Errorf("%s did not start within 30 s:\n%s", argv[0], p.stderr())
 	}
-	return p
 }
 
 // stop sends sig and waits for the process to end; it reports whether the
