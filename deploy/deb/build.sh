@@ -16,6 +16,8 @@
 # the drop-in gatecache.service.d/debian.conf; /etc/default/gatecache
 # (conffile); the READMEs in /usr/share/doc/gatecache. The maintainer
 # scripts create the gatecache system user and /var/cache/gatecache.
+# DEB_MAINTAINER sets the Maintainer field; the version comes from
+# deploy/deb/version.sh.
 set -euo pipefail
 
 usage() { echo "usage: $0 amd64|arm64|armhf OUTDIR" >&2; exit 2; }
@@ -36,6 +38,7 @@ done
 [ -f "$systemd_dir/gatecache.service" ] || { echo "$0: $systemd_dir/gatecache.service missing" >&2; exit 1; }
 
 version=$("$here/version.sh")
+maintainer=${DEB_MAINTAINER:-gatecache maintainers <maintainers@gatecache.invalid>}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 stage=$(mktemp -d)
@@ -68,7 +71,7 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$commit_time}
 	echo
 	echo "  * Built from $(git -C "$root" rev-parse HEAD 2>/dev/null || echo "a source tree") by deploy/deb/build.sh."
 	echo
-	echo " -- gatecache maintainers <maintainers@gatecache.invalid>  $(date -u -R -d "@$SOURCE_DATE_EPOCH")"
+	echo " -- $maintainer  $(date -u -R -d "@$SOURCE_DATE_EPOCH")"
 } | gzip -9n > "$doc/changelog.gz"
 chmod 0644 "$doc/changelog.gz"
 
@@ -82,12 +85,11 @@ cat > "$pkg/DEBIAN/control" <<CONTROL
 Package: gatecache
 Version: $version
 Architecture: $arch
-Maintainer: gatecache maintainers <maintainers@gatecache.invalid>
+Maintainer: $maintainer
 Installed-Size: $installed_kib
 Depends: adduser | passwd
 Section: net
 Priority: optional
-Homepage: https://gatecache.invalid/
 Description: transparent cache for software updates on edge gateways
  gatecache caches Device Update images, Delivery Optimization content and
  package-repository files (apt and others) for the devices behind a
