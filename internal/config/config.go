@@ -15,7 +15,8 @@
 //	for N = 1..9: STORAGE_N_SIZE_GB, STORAGE_N_SIZE, STORAGE_N_PATH,
 //	UPSTREAM_HOST (or IOTEDGE_PARENTHOSTNAME), UPSTREAM_FALLBACK_DIRECT,
 //	UPSTREAM_PROXY,
-//	for N = 1..999: CACHEABLE_CUSTOM_N_HOST, _CANONICAL, _KEEP_QUERY,
+//	CACHEABLE_CUSTOM_N_* with an N that is not 1..999999999 (no leading zeros),
+//	for each N in increasing order: CACHEABLE_CUSTOM_N_HOST, _CANONICAL, _KEEP_QUERY,
 //	IS_SUMMARY_PUBLIC, IS_SUMMARY_ACCESS_UNRESTRICTED, SUMMARY_API_KEY,
 //	UPSTREAM_MAX_RATE, UPSTREAM_HEADER_TIMEOUT, UPSTREAM_IDLE_TIMEOUT,
 //	MAX_STALE, REVALIDATE_WAIT, INDEX_MAX_AGE, NEGATIVE_MAX_AGE,
@@ -37,9 +38,12 @@ const (
 	defaultBlockSize = 1 << 20
 	// maxDrives matches MCC's "up to nine drives" (STORAGE_1..STORAGE_9).
 	maxDrives = 9
-	// maxCustomHosts bounds the CACHEABLE_CUSTOM_N_* scan: lookup cannot
-	// list keys, so every N in 1..maxCustomHosts is probed.
-	maxCustomHosts = 999
+	// maxProbedCustom is how many CACHEABLE_CUSTOM_N_* are probed through
+	// lookup, which cannot list names; larger N are found in os.Environ.
+	maxProbedCustom = 999
+	// maxCustomIndex is the largest N of CACHEABLE_CUSTOM_N_*: nine digits,
+	// an int on every platform. A larger N is a startup error.
+	maxCustomIndex = 999999999
 	// redacted replaces secrets in logs and error messages.
 	redacted = "REDACTED"
 	// doBudget is how long the Delivery Optimization agent lets a transfer
@@ -175,7 +179,9 @@ func (e *Error) Error() string {
 // FromEnv reads the configuration through lookup (os.LookupEnv in main, a
 // map in tests). It returns the first invalid variable, in the order given
 // in the package documentation, as *Error, and a zero Config with it:
-// nothing may start half-configured.
+// nothing may start half-configured. CACHEABLE_CUSTOM_N_* with N above 999
+// are found by listing os.Environ; their values, like all others, come from
+// lookup.
 func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	r := reader{lookup: lookup}
 	c := Config{

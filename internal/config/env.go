@@ -2,8 +2,11 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -198,8 +201,12 @@ func (r reader) proxy(c *Config) error {
 }
 
 func (r reader) customHosts(c *Config) error {
+	indexes, err := r.customIndexes()
+	if err != nil {
+		return err
+	}
 	owner := map[string]int{} // host and port -> index, to refuse duplicates
-	for n := 1; n <= maxCustomHosts; n++ {
+	for _, n := range indexes {
 		hostVar := fmt.Sprintf("CACHEABLE_CUSTOM_%d_HOST", n)
 		canonVar := fmt.Sprintf("CACHEABLE_CUSTOM_%d_CANONICAL", n)
 		keepVar := fmt.Sprintf("CACHEABLE_CUSTOM_%d_KEEP_QUERY", n)
@@ -235,6 +242,44 @@ func (r reader) customHosts(c *Config) error {
 		c.CustomHosts = append(c.CustomHosts, h)
 	}
 	return nil
+}
+
+// customName matches the names of the CACHEABLE_CUSTOM_N_* variables.
+var customName = regexp.MustCompile(`^CACHEABLE_CUSTOM_([0-9]+)_(HOST|CANONICAL|KEEP_QUERY)$`)
+
+// customIndexes lists, in increasing order, the N of CACHEABLE_CUSTOM_N_*
+// to read. MCC sets "no limit to the number of custom hosts", but lookup
+// cannot list names: every N up to maxProbedCustom is probed through it,
+// and a larger N is found by listing the process environment (os.Environ),
+// its value still read through lookup. An N that is 0, has leading zeros
+// or is above maxCustomIndex is an error, not a variable silently ignored.
+func (r reader) customIndexes() ([]int, error) {
+	indexes := make([]int, 0, maxProbedCustom)
+	for n := 1; n <= maxProbedCustom; n++ {
+		indexes = append(indexes, n)
+	}
+	environ := os.Environ()
+	slices.Sort(environ) // the same first error for the same environment
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		m := customName.FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		v, set := r.get(name)
+		if !set {
+			continue
+		}
+		n, err := strconv.Atoi(m[1])
+		if err != nil || n < 1 || n > maxCustomIndex || m[1][0] == '0' {
+			return nil, &Error{name, v, fmt.Sprintf("N from 1 to %d, without leading zeros", maxCustomIndex)}
+		}
+		if n > maxProbedCustom {
+			indexes = append(indexes, n)
+		}
+	}
+	slices.Sort(indexes)
+	return slices.Compact(indexes), nil
 }
 
 func (r reader) summary(c *Config) error {

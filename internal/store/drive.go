@@ -169,11 +169,21 @@ func (d *drive) removeOrphans() {
 	}
 }
 
+// maxObjectBlocks caps an object's block count: its block states and
+// checksums (5 bytes a block) stay under 80 MiB of memory and its index
+// record under bbolt's 256 MiB allocation limit on 32-bit platforms, and
+// the count is an int everywhere. With 1 MiB blocks that is 16 TiB, ext4's
+// largest file; a larger object is passed through as too large.
+const maxObjectBlocks = 1 << 24
+
 // placeLocked chooses the drive for a new object by rendezvous hashing of
 // its key weighted by drive budget: an object always maps to the same drive
 // while the drive set is unchanged, drives fill in proportion to their size,
 // and adding a drive moves only the keys that now belong to it.
 func (s *Store) placeLocked(key string, size int64) *drive {
+	if blockCount(size, s.blockSize) > maxObjectBlocks {
+		return nil
+	}
 	var best *drive
 	bestScore := math.Inf(-1)
 	h := fnv.New64a()
