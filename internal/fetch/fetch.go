@@ -58,7 +58,9 @@ type Options struct {
 	// NodeID names this node in the Via field it adds (RFC 9110 §7.6.3),
 	// which parents use to detect loops.
 	NodeID string
-	// UserAgent is sent on every upstream request.
+	// UserAgent is this node's product token, appended to the client's
+	// User-Agent on every upstream request (sent alone when the client
+	// sent none); default "gatecache".
 	UserAgent string
 	// Logger receives parent state changes; default slog.Default().
 	Logger *slog.Logger
@@ -233,7 +235,7 @@ func (c *Client) Do(ctx context.Context, method string, t origin.Target, h http.
 		for k, v := range h {
 			req.Header[k] = v
 		}
-		req.Header.Set("User-Agent", c.opts.UserAgent)
+		req.Header.Set("User-Agent", c.userAgent(h.Get("User-Agent")))
 		resp, err := c.send(u, req)
 		if err != nil {
 			lastErr = err
@@ -267,6 +269,7 @@ func (c *Client) Forward(r *http.Request, t origin.Target) (*http.Response, erro
 	req.ContentLength = r.ContentLength
 	req.Header = r.Header.Clone()
 	RemoveHopByHop(req.Header)
+	req.Header.Set("User-Agent", c.userAgent(r.Header.Get("User-Agent")))
 	if r.ContentLength == 0 {
 		req.Body = nil
 	}

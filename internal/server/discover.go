@@ -195,12 +195,8 @@ func keptFields(h http.Header) []store.Field {
 
 // passThrough fetches the client's request upstream without storing it.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, t origin.Target) {
-	hdr := upstreamHeader(r)
-	for _, name := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since"} {
-		if v := r.Header.Get(name); v != "" {
-			hdr.Set(name, v)
-		}
-	}
+	// The client's own request, whole: its range and preconditions too.
+	hdr := fetch.EndToEnd(r.Header)
 	resp, err := h.upstream.Do(r.Context(), r.Method, t, hdr)
 	if err != nil {
 		h.upstreamFailed(w, t, err)
@@ -235,14 +231,11 @@ type upstreamSource struct {
 	up   Upstream
 	t    origin.Target
 	meta store.Meta
-	via  []string // Via of the request that made the source
+	hdr  http.Header // upstreamHeader of the request that made the source
 }
 
 func (s *upstreamSource) Open(ctx context.Context, off, want int64) (io.ReadCloser, int64, int64, error) {
-	hdr := http.Header{}
-	if len(s.via) > 0 {
-		hdr["Via"] = s.via
-	}
+	hdr := s.hdr.Clone()
 	hdr.Set("Range", fmt.Sprintf("bytes=%d-%d", off, want-1))
 	if s.meta.ETag != "" && !strings.HasPrefix(s.meta.ETag, "W/") {
 		hdr.Set("If-Range", s.meta.ETag)

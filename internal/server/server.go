@@ -201,14 +201,9 @@ func (h *Handler) looped(r *http.Request) bool {
 }
 
 // upstreamHeader starts the header of a request this node sends upstream on
-// behalf of r: the Via chain so far, to which fetch adds this node.
-func upstreamHeader(r *http.Request) http.Header {
-	h := http.Header{}
-	if via := r.Header.Values("Via"); len(via) > 0 {
-		h["Via"] = via
-	}
-	return h
-}
+// behalf of r: the client's end-to-end fields (see forwardedFields), with the
+// Via chain so far, to which fetch adds this node.
+func upstreamHeader(r *http.Request) http.Header { return forwardedFields(r) }
 
 // forward sends a request with another method upstream uncached and, when it
 // succeeds, invalidates the stored object (RFC 9111 §4.4).
