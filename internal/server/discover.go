@@ -22,14 +22,6 @@ import (
 // response was not stored, so each must fetch its own.
 var errNotStored = errors.New("response not stored")
 
-// storedFields are the response fields kept with an object and replayed to
-// clients. Validators are kept apart; hop-by-hop and per-connection fields
-// never are.
-var storedFields = []string{
-	"Content-Type", "Content-Encoding", "Content-Disposition", "Content-Language",
-	"Cache-Control", "Expires", "Date", "Age", "X-Content-Type-Options",
-}
-
 // discover asks upstream for an unknown key. A storable answer creates the
 // object and its body seeds the first fill, which this request and every
 // request that joined the call then read: one upstream request for all.
@@ -76,9 +68,11 @@ func (h *Handler) finisher(key string, call *flight.Call) func(*store.Object, er
 func (h *Handler) storeAndServe(w http.ResponseWriter, r *http.Request, t origin.Target, resp *http.Response,
 	rangeHdr string, rangeStart int64, finish func(*store.Object, error), status string) {
 	start, end, size, ok := bodyExtent(resp, rangeStart, rangeHdr != "")
+	fields, fit := storedFields(resp.Header)
+	ok = ok && fit // a header over the bound passes through
 	meta := store.Meta{
 		Size: size, ETag: resp.Header.Get("Etag"), LastModified: resp.Header.Get("Last-Modified"),
-		Header: keptFields(resp.Header), StoredAt: time.Now(),
+		Header: fields, StoredAt: time.Now(),
 	}
 	var obj *store.Object
 	var err error
@@ -175,22 +169,12 @@ func storable(r *http.Request, resp *http.Response) bool {
 	if _, ok := cc["private"]; ok {
 		return false
 	}
-	for _, v := range resp.Header.Values("Vary") {
-		if strings.TrimSpace(v) == "*" {
-			return false
-		}
+	if len(resp.Header.Values("Vary")) > 0 {
+		// Variants are not stored yet: a response chosen by fields of
+		// this client's request must not answer another's.
+		return false
 	}
 	return true
-}
-
-func keptFields(h http.Header) []store.Field {
-	var out []store.Field
-	for _, name := range storedFields {
-		for _, v := range h.Values(name) {
-			out = append(out, store.Field{Name: name, Value: v})
-		}
-	}
-	return out
 }
 
 // passThrough fetches the client's request upstream without storing it.

@@ -3,6 +3,8 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -123,5 +125,173 @@ func TestRFC9110_7_6_RequestFieldsReachUpstream(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// originFields are end-to-end response fields an origin sends (repository
+// managers and registries among them), which a client must get on the miss
+// and on every hit, values in order.
+var originFields = http.Header{
+	"X-Checksum-Sha256":     {"3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b"},
+	"Link":                  {`</a>; rel="preload"`, `</b>; rel="duplicate"`},
+	"Content-Md5":           {"Q2hlY2sgSW50ZWdyaXR5IQ=="},
+	"Digest":                {"sha-256=X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE="},
+	"Docker-Content-Digest": {"sha256:0123456789abcdef"},
+	"Content-Disposition":   {`attachment; filename="f.bin"`},
+	"Server":                {"test-origin/1.0"},
+}
+
+// hopFields are response fields of one connection, which must not be
+// replayed (RFC 9110 §7.6.1, RFC 9111 §3.1).
+var hopFields = http.Header{
+	"Connection":         {"X-Hop-Field"},
+	"X-Hop-Field":        {"of this hop only"},
+	"Keep-Alive":         {"timeout=5"},
+	"Proxy-Authenticate": {`Basic realm="proxy"`},
+	"Alt-Svc":            {`h3=":443"`},
+}
+
+func mergedHeader(hs ...http.Header) http.Header {
+	out := http.Header{}
+	for _, h := range hs {
+		for k, v := range h {
+			out[k] = append(out[k], v...)
+		}
+	}
+	return out
+}
+
+// checkReplayed fails unless resp carries every origin field with the
+// origin's values and none of the hop-by-hop ones.
+func checkReplayed(t *testing.T, what string, resp *http.Response) {
+	t.Helper()
+	for name, want := range originFields {
+		if got := resp.Header.Values(name); !slices.Equal(got, want) {
+			t.Errorf("%s: %s = %q, want %q", what, name, got, want)
+		}
+	}
+	for name := range hopFields {
+		if name != "Connection" && resp.Header.Get(name) != "" {
+			t.Errorf("%s: per-connection field %s: %q replayed", what, name, resp.Header.Get(name))
+		}
+	}
+}
+
+// Every end-to-end field the origin sent is stored and replayed, on the
+// miss, on hits (whole and ranged) and on HEAD; the framing is the cache's
+// own.
+func TestRFC9111_3_1_ResponseFieldsStoredAndReplayed(t *testing.T) {
+	r := newRig(t)
+	size := int64(2*testBlock + 7)
+	r.origin.Set("/f", origintest.Object{Size: size, Header: mergedHeader(originFields, hopFields)})
+	want := r.origin.Want("/f")
+	for _, step := range []struct {
+		name, rng   string
+		status      int
+		cacheStatus string
+		length      int64
+	}{
+		{"miss", "", 200, statusMiss, size},
+		{"hit", "", 200, statusHit, size},
+		{"ranged hit", "bytes=10-19", 206, statusHit, 10},
+	} {
+		kv := []string{}
+		if step.rng != "" {
+			kv = append(kv, "Range", step.rng)
+		}
+		resp := r.get("/f", kv...)
+		wantBody := want
+		if step.rng != "" {
+			wantBody = want[10:20]
+		}
+		r.expect(resp, step.status, step.cacheStatus, wantBody)
+		checkReplayed(t, step.name, resp)
+		if resp.ContentLength != step.length {
+			t.Errorf("%s: Content-Length %d, want %d", step.name, resp.ContentLength, step.length)
+		}
+	}
+	if n := r.origin.Stats().Requests; n != 1 {
+		t.Fatalf("%d origin requests, want 1", n)
+	}
+}
+
+// RFC 9111 §4.2.3, §5.1: an answer from the store carries its current age,
+// which counts the Age it came with; a miss passes upstream's Age on.
+func TestRFC9111_5_1_AgeOnHitsAndMisses(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		upstreamAge   string
+		missAge       string // "" for none
+		minHitSeconds int
+	}{
+		{"from a parent cache", "100", "100", 100},
+		{"from the origin", "", "", 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			h := http.Header{}
+			if c.upstreamAge != "" {
+				h.Set("Age", c.upstreamAge)
+			}
+			r.origin.Set("/f", origintest.Object{Size: 100, Header: h})
+			miss := r.get("/f")
+			r.expect(miss, 200, statusMiss, nil)
+			if got := miss.Header.Get("Age"); got != c.missAge {
+				t.Errorf("miss: Age %q, want %q", got, c.missAge)
+			}
+			hit := r.get("/f")
+			r.expect(hit, 200, statusHit, nil)
+			if age, err := strconv.Atoi(hit.Header.Get("Age")); err != nil || age < c.minHitSeconds {
+				t.Errorf("hit: Age %q, want at least %d", hit.Header.Get("Age"), c.minHitSeconds)
+			}
+		})
+	}
+}
+
+// RFC 9111 §3.2: a 304 replaces the stored values of the fields it sends and
+// keeps the others; the stored body's Content-Type stays.
+func TestRFC9111_3_2_NotModifiedUpdatesStoredFields(t *testing.T) {
+	r := newRig(t)
+	obj := origintest.Object{Size: 100, CacheControl: "no-cache", Header: http.Header{
+		"X-Release": {"1"}, "X-Kept": {"kept"}, "Link": {"</old>"}}}
+	r.origin.Set("/f", obj)
+	r.expect(r.get("/f"), 200, statusMiss, nil)
+	// Same version (same ETag), new metadata; now fresh for an hour.
+	obj.CacheControl = "max-age=3600"
+	obj.Header = http.Header{"X-Release": {"2"}, "Link": {"</new1>", "</new2>"}}
+	r.origin.Set("/f", obj)
+	refreshed := r.get("/f")
+	r.expect(refreshed, 200, statusRefreshed, nil)
+	hit := r.get("/f")
+	r.expect(hit, 200, statusHit, nil)
+	for what, resp := range map[string]*http.Response{"refreshed": refreshed, "hit": hit} {
+		for name, want := range map[string][]string{
+			"X-Release": {"2"}, "Link": {"</new1>", "</new2>"}, "X-Kept": {"kept"},
+			"Cache-Control": {"max-age=3600"}, "Content-Type": {"application/octet-stream"},
+		} {
+			if got := resp.Header.Values(name); !slices.Equal(got, want) {
+				t.Errorf("%s: %s = %q, want %q", what, name, got, want)
+			}
+		}
+	}
+	if st := r.origin.Stats(); st.Requests != 2 || st.NotModified != 1 {
+		t.Fatalf("origin: %+v, want a miss and one 304", st)
+	}
+}
+
+// A header over the stored bound is passed through whole, and not stored.
+func TestStoredHeaderBound(t *testing.T) {
+	r := newRig(t)
+	big := strings.Repeat("x", maxStoredHeader)
+	r.origin.Set("/f", origintest.Object{Size: 100, Header: http.Header{"X-Big": {big}}})
+	for i := range 2 {
+		resp := r.get("/f")
+		r.expect(resp, 200, statusNotStored, r.origin.Want("/f"))
+		if resp.Header.Get("X-Big") != big {
+			t.Fatalf("request %d: the big field did not pass through", i)
+		}
+	}
+	if n := r.origin.Stats().Requests; n != 2 {
+		t.Fatalf("%d origin requests, want 2 (not stored)", n)
 	}
 }

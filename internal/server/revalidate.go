@@ -56,7 +56,7 @@ func requestHasDirectives(r *http.Request) bool {
 func fieldHeader(fields []store.Field) http.Header {
 	h := make(http.Header, len(fields))
 	for _, f := range fields {
-		h[f.Name] = append(h[f.Name], f.Value)
+		h[f.Name] = f.Values
 	}
 	return h
 }
@@ -154,31 +154,6 @@ func (h *Handler) serveStale(w http.ResponseWriter, r *http.Request, t origin.Ta
 func sameObject(meta store.Meta, resp *http.Response) bool {
 	etag := resp.Header.Get("Etag")
 	return resp.ContentLength == meta.Size && etag != "" && etag == meta.ETag
-}
-
-// mergeFields updates stored header fields with those of a 304 (RFC 9111
-// §3.2): the new values replace the stored ones, the others stay.
-func mergeFields(stored []store.Field, h http.Header) []store.Field {
-	// Content-Type and Content-Encoding describe the body, which a 304
-	// does not carry: the stored ones stay.
-	updates := func(name string) bool {
-		_, ok := h[name]
-		return ok && name != "Content-Type" && name != "Content-Encoding"
-	}
-	out := make([]store.Field, 0, len(stored))
-	for _, f := range stored {
-		if !updates(f.Name) {
-			out = append(out, f)
-		}
-	}
-	for _, name := range storedFields {
-		if updates(name) {
-			for _, v := range h.Values(name) {
-				out = append(out, store.Field{Name: name, Value: v})
-			}
-		}
-	}
-	return out
 }
 
 // negativeCache remembers keys upstream answered 404 or 410 for, briefly, so

@@ -15,8 +15,13 @@ import (
 // block costs far less than reading it.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Field is one stored response header field.
-type Field struct{ Name, Value string }
+// Field is one stored response header field: its name and its values, in
+// the order they came. The store keeps them as they are given; its user hands
+// them to every response without copying, so they are never changed in place.
+type Field struct {
+	Name   string
+	Values []string
+}
 
 // Meta describes one version of an object. Blocks of different versions are
 // never mixed: a new version is a new Object.

@@ -1,0 +1,62 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+)
+
+// maxRecordFieldValues bounds the header values a record may hold: more is
+// a damaged record, not one this store wrote (its user bounds what it stores
+// far below).
+const maxRecordFieldValues = 4096
+
+// appendFields encodes header fields: their number, then each name with the
+// number of its values and the values.
+func appendFields(b []byte, fields []Field) []byte {
+	b = appendUvarint(b, len(fields))
+	for _, f := range fields {
+		b = appendString(b, f.Name)
+		b = appendUvarint(b, len(f.Values))
+		for _, v := range f.Values {
+			b = appendString(b, v)
+		}
+	}
+	return b
+}
+
+// fields decodes the header fields of a record of the given version. A
+// version 1 record holds one value per entry: entries of one name are
+// grouped.
+func (r *recordReader) fields(version byte) ([]Field, error) {
+	n := r.uvarint()
+	if n > maxRecordFieldValues {
+		return nil, fmt.Errorf("implausible header count %d", n)
+	}
+	var out []Field
+	total := uint64(0)
+	for range n {
+		name := r.string()
+		if version == recordVersionV1 {
+			value := r.string()
+			if i := slices.IndexFunc(out, func(f Field) bool { return f.Name == name }); i >= 0 {
+				out[i].Values = slices.Clip(append(out[i].Values, value))
+				continue
+			}
+			out = append(out, Field{Name: name, Values: []string{value}})
+			continue
+		}
+		nv := r.uvarint()
+		if total += nv; total > maxRecordFieldValues || r.err != nil {
+			return nil, fmt.Errorf("implausible header value count %d", total)
+		}
+		values := make([]string, nv)
+		for i := range values {
+			values[i] = r.string()
+		}
+		out = append(out, Field{Name: name, Values: values})
+	}
+	return out, r.err
+}
+
+func appendUvarint(b []byte, n int) []byte { return binary.AppendUvarint(b, uint64(n)) }
