@@ -295,3 +295,44 @@ func TestStoredHeaderBound(t *testing.T) {
 		t.Fatalf("%d origin requests, want 2 (not stored)", n)
 	}
 }
+
+// RFC 9110 §9.3.2: HEAD is answered from a stored GET with the same fields;
+// a HEAD miss goes upstream as HEAD and stores nothing.
+func TestRFC9110_9_3_2_HeadFromStoredGet(t *testing.T) {
+	size := int64(testBlock + 5)
+	t.Run("stored GET answers HEAD", func(t *testing.T) {
+		r := newRig(t)
+		r.origin.Set("/f", origintest.Object{Size: size, Header: originFields})
+		get := r.get("/f")
+		r.expect(get, 200, statusMiss, r.origin.Want("/f"))
+		head := r.do(http.MethodHead, r.cache.URL+"/f?cacheHostOrigin="+r.origin.Addr)
+		r.expect(head, 200, statusHit, []byte{})
+		checkReplayed(t, "HEAD", head)
+		for _, name := range []string{"Content-Length", "Content-Type", "Etag", "Last-Modified", "Cache-Control", "Accept-Ranges"} {
+			if g, h := get.Header.Get(name), head.Header.Get(name); g != h || g == "" {
+				t.Errorf("%s: GET %q, HEAD %q", name, g, h)
+			}
+		}
+		if n := r.origin.Stats().Requests; n != 1 {
+			t.Fatalf("%d origin requests, want 1", n)
+		}
+	})
+	t.Run("HEAD miss stores nothing", func(t *testing.T) {
+		r := newRig(t)
+		r.origin.Set("/f", origintest.Object{Size: size, Header: originFields})
+		head := r.do(http.MethodHead, r.cache.URL+"/f?cacheHostOrigin="+r.origin.Addr)
+		r.expect(head, 200, statusNotStored, []byte{})
+		checkReplayed(t, "HEAD miss", head)
+		if head.ContentLength != size {
+			t.Errorf("HEAD miss: Content-Length %d, want %d", head.ContentLength, size)
+		}
+		if r.store.Lookup(r.origin.Addr+"/f") != nil {
+			t.Fatal("a HEAD miss stored an object")
+		}
+		r.expect(r.get("/f"), 200, statusMiss, r.origin.Want("/f"))
+		reqs := r.origin.Requests()
+		if len(reqs) != 2 || reqs[0].Method != http.MethodHead || reqs[1].Method != http.MethodGet || reqs[1].Header.Get("Range") != "" {
+			t.Fatalf("origin requests %+v, want HEAD then a whole GET", reqs)
+		}
+	})
+}

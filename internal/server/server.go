@@ -157,6 +157,13 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	if h.servedNegative(w, t) {
 		return
 	}
+	if r.Method == http.MethodHead {
+		// A HEAD miss passes through: its answer has no body to store,
+		// and a stored GET answers HEAD once there is one (RFC 9110
+		// §9.3.2).
+		h.passThrough(w, r, t)
+		return
+	}
 	call, leader := h.flights.Join(t.Key)
 	if leader {
 		h.discover(w, r, t, call)
