@@ -72,7 +72,7 @@ func (h *Handler) storeAndServe(w http.ResponseWriter, r *http.Request, t origin
 	ok = ok && fit // a header over the bound passes through
 	meta := store.Meta{
 		Size: size, ETag: resp.Header.Get("Etag"), LastModified: resp.Header.Get("Last-Modified"),
-		Header: fields, StoredAt: time.Now(),
+		Header: fields, StoredAt: time.Now(), Restricted: restrictedReuse(r, resp.Header),
 	}
 	var obj *store.Object
 	var err error
@@ -157,12 +157,13 @@ func bodyExtent(resp *http.Response, wantStart int64, ranged bool) (start, end, 
 }
 
 // storable applies RFC 9111 §3: a response to GET or HEAD, without no-store
-// or private (a shared cache, §5.2.2.6), and without Vary: *.
+// or private (a shared cache, §5.2.2.6), and without Vary: *; to a request
+// with credentials, only when a directive allows it (§3.5).
 func storable(r *http.Request, resp *http.Response) bool {
-	if r.Header.Get("Authorization") != "" {
-		return false // §3.5: would need public or s-maxage; keep it simple
-	}
 	cc := freshness.Directives(resp.Header.Values("Cache-Control"))
+	if r.Header.Get("Authorization") != "" && !sharedByDirective(cc) {
+		return false
+	}
 	if _, ok := cc["no-store"]; ok {
 		return false
 	}

@@ -31,7 +31,7 @@ func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (ti
 		// its header and classify its path.
 		meta := obj.Meta()
 		hdr := fieldHeader(meta.Header)
-		lifetime, _ := h.policy.Lifetime(h.policy.Classify(t.Host, t.Path), hdr)
+		lifetime, _ := h.policy.Lifetime(h.classify(t, meta), hdr)
 		born = meta.StoredAt.Add(-freshness.Age(hdr, meta.StoredAt, meta.StoredAt))
 		expiry = born.Add(lifetime)
 		obj.SetFreshness(gen, born, expiry)
@@ -74,6 +74,8 @@ func (h *Handler) revalidate(w http.ResponseWriter, r *http.Request, t origin.Ta
 		switch {
 		case res != nil && errors.Is(err, errServedStale):
 			h.serveStale(w, r, t, obj, age, err)
+		case res != nil && res.Meta().Restricted:
+			h.passThrough(w, r, t) // see auth.go
 		case res != nil:
 			h.serveObject(w, r, t, res, nil, statusCollapsed, 0)
 		case errors.Is(err, errNotStored):

@@ -171,6 +171,8 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	}
 	obj, err := call.Wait(r.Context())
 	switch {
+	case obj != nil && obj.Meta().Restricted:
+		h.passThrough(w, r, t) // see auth.go
 	case obj != nil:
 		h.serveObject(w, r, t, obj, nil, statusCollapsed, 0)
 	case errors.Is(err, errNotStored):

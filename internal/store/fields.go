@@ -11,6 +11,35 @@ import (
 // far below).
 const maxRecordFieldValues = 4096
 
+// Flags of a version 2 record.
+const flagRestricted = 1 << 0
+
+// appendHeader encodes what a version 2 record holds after the validators:
+// the header fields, then a flags byte.
+func appendHeader(b []byte, m *Meta) []byte {
+	b = appendFields(b, m.Header)
+	var flags byte
+	if m.Restricted {
+		flags |= flagRestricted
+	}
+	return append(b, flags)
+}
+
+// header decodes what appendHeader (or, for version 1, the header loop of
+// that version) wrote into m.
+func (r *recordReader) header(version byte, m *Meta) error {
+	var err error
+	if m.Header, err = r.fields(version); err != nil || version == recordVersionV1 {
+		return err
+	}
+	flags := r.bytes(1)
+	if r.err != nil {
+		return r.err
+	}
+	m.Restricted = flags[0]&flagRestricted != 0
+	return nil
+}
+
 // appendFields encodes header fields: their number, then each name with the
 // number of its values and the values.
 func appendFields(b []byte, fields []Field) []byte {

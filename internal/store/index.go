@@ -88,7 +88,7 @@ func encodeRecordLocked(o *Object) []byte {
 	b = binary.AppendVarint(b, m.StoredAt.UnixNano())
 	b = appendString(b, m.ETag)
 	b = appendString(b, m.LastModified)
-	b = appendFields(b, m.Header)
+	b = appendHeader(b, m)
 	bitmap := make([]byte, (len(o.blocks)+7)/8)
 	for i, st := range o.blocks {
 		if st != blockAbsent {
@@ -154,8 +154,7 @@ func decodeRecord(key string, v []byte, blockSize int64) (*Object, error) {
 	m.StoredAt = time.Unix(0, r.varint())
 	m.ETag = r.string()
 	m.LastModified = r.string()
-	var err error
-	if m.Header, err = r.fields(v[0]); err != nil {
+	if err := r.header(v[0], m); err != nil {
 		return nil, err
 	}
 	if r.err != nil || m.Size < 0 {

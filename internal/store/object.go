@@ -31,6 +31,10 @@ type Meta struct {
 	LastModified string    // as sent upstream, "" if none
 	Header       []Field   // response header fields replayed to clients
 	StoredAt     time.Time // when the response was received (RFC 9111 §4.2.3 response_time)
+	// Restricted marks a version its user may reuse only within the
+	// limits its origin set (a response to a request with credentials);
+	// the store only keeps the mark.
+	Restricted bool
 }
 
 type blockState uint8
