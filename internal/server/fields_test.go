@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -335,4 +336,24 @@ func TestRFC9110_9_3_2_HeadFromStoredGet(t *testing.T) {
 			t.Fatalf("origin requests %+v, want HEAD then a whole GET", reqs)
 		}
 	})
+}
+
+// The stored fields are part of the object's index record: after a restart
+// the hit replays them all.
+func TestRFC9111_3_1_FieldsSurviveRestart(t *testing.T) {
+	o := origintest.New(t)
+	dir := filepath.Join(t.TempDir(), "cache1")
+	o.Set("/f", origintest.Object{Size: 100, Header: originFields})
+	r := newRigFor(t, o, dir)
+	r.expect(r.get("/f"), 200, statusMiss, o.Want("/f"))
+	if err := r.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = newRigFor(t, o, dir)
+	resp := r.get("/f")
+	r.expect(resp, 200, statusHit, o.Want("/f"))
+	checkReplayed(t, "hit after restart", resp)
+	if n := o.Stats().Requests; n != 1 {
+		t.Fatalf("%d origin requests, want 1", n)
+	}
 }
