@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"gatecache/internal/origintest"
+	"gatecache/internal/store"
 )
 
 // clientFields are end-to-end fields a client sends, which must reach the
@@ -355,5 +357,18 @@ func TestRFC9111_3_1_FieldsSurviveRestart(t *testing.T) {
 	checkReplayed(t, "hit after restart", resp)
 	if n := o.Stats().Requests; n != 1 {
 		t.Fatalf("%d origin requests, want 1", n)
+	}
+}
+
+// A 304 whose fields would take the stored header over the bound updates
+// nothing (the stored fields stay as they were).
+func TestRFC9111_3_2_UpdateOverTheBoundIsNotApplied(t *testing.T) {
+	stored := []store.Field{{Name: "X-Release", Values: []string{"1"}}}
+	got := mergeFields(stored, http.Header{"X-Release": {"2"}, "X-Big": {strings.Repeat("x", maxStoredHeader)}})
+	if !reflect.DeepEqual(got, stored) {
+		t.Fatalf("merged %v, want the stored fields unchanged", got)
+	}
+	if got := mergeFields(stored, http.Header{"X-Release": {"2"}}); got[0].Values[0] != "2" {
+		t.Fatalf("merged %v, want X-Release 2", got)
 	}
 }
