@@ -77,7 +77,7 @@ func (h *Handler) storeAndServe(w http.ResponseWriter, r *http.Request, t origin
 	var obj *store.Object
 	var err error
 	if ok && storable(r, resp) {
-		obj, err = h.store.Create(t.Key, meta)
+		obj, err = h.create(r, t, resp.Header, meta)
 		if err != nil && !errors.Is(err, store.ErrTooLarge) {
 			h.log.Warn("cannot store object: passing it through", "key", t.Key, "err", err)
 		}
@@ -170,12 +170,8 @@ func storable(r *http.Request, resp *http.Response) bool {
 	if _, ok := cc["private"]; ok {
 		return false
 	}
-	if len(resp.Header.Values("Vary")) > 0 {
-		// Variants are not stored yet: a response chosen by fields of
-		// this client's request must not answer another's.
-		return false
-	}
-	return true
+	_, star := varyNames(resp.Header)
+	return !star
 }
 
 // passThrough fetches the client's request upstream without storing it.

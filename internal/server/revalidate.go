@@ -24,6 +24,9 @@ var errServedStale = errors.New("upstream unavailable: serving the stored copy")
 // within the policy's index window, so that a fleet's burst of
 // `apt-get update` makes one upstream check.
 func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (time.Duration, bool) {
+	if obj.Vary() != nil {
+		return 0, false // a variant marker has no content to serve
+	}
 	now := time.Now()
 	born, expiry, gen := obj.Freshness()
 	if born.IsZero() {

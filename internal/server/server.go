@@ -142,7 +142,8 @@ func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 // serveCached answers a GET or HEAD from the store, discovering the object
 // upstream when the key is unknown.
 func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.Target) {
-	if obj := h.store.Lookup(t.Key); obj != nil {
+	t, obj := h.selectVariant(r, t)
+	if obj != nil {
 		if age, fresh := h.fresh(r, t, obj); fresh {
 			h.serveObject(w, r, t, obj, nil, "", age)
 		} else {
@@ -173,6 +174,8 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	switch {
 	case obj != nil && obj.Meta().Restricted:
 		h.passThrough(w, r, t) // see auth.go
+	case obj != nil && obj.Key() != t.Key:
+		h.serveOtherVariant(w, r, t) // see vary.go
 	case obj != nil:
 		h.serveObject(w, r, t, obj, nil, statusCollapsed, 0)
 	case errors.Is(err, errNotStored):

@@ -12,17 +12,50 @@ import (
 const maxRecordFieldValues = 4096
 
 // Flags of a version 2 record.
-const flagRestricted = 1 << 0
+const (
+	flagRestricted = 1 << 0
+	flagVary       = 1 << 1 // a marker: its field names and variant keys follow
+)
 
 // appendHeader encodes what a version 2 record holds after the validators:
-// the header fields, then a flags byte.
+// the header fields, a flags byte, and for a marker its field names and
+// variant keys.
 func appendHeader(b []byte, m *Meta) []byte {
 	b = appendFields(b, m.Header)
 	var flags byte
 	if m.Restricted {
 		flags |= flagRestricted
 	}
-	return append(b, flags)
+	if m.Vary != nil {
+		flags |= flagVary
+	}
+	b = append(b, flags)
+	if m.Vary != nil {
+		b = appendStrings(appendStrings(b, m.Vary), m.Variants)
+	}
+	return b
+}
+
+func appendStrings(b []byte, list []string) []byte {
+	b = appendUvarint(b, len(list))
+	for _, s := range list {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+// strings decodes what appendStrings wrote.
+func (r *recordReader) strings() []string {
+	n := r.uvarint()
+	if n > maxRecordFieldValues {
+		r.err, r.b = errShortRecord, nil
+		return nil
+	}
+	out := make([]string, 0, n)
+	for range n {
+		out = append(out, r.string())
+	}
+	return out
 }
 
 // header decodes what appendHeader (or, for version 1, the header loop of
@@ -37,7 +70,10 @@ func (r *recordReader) header(version byte, m *Meta) error {
 		return r.err
 	}
 	m.Restricted = flags[0]&flagRestricted != 0
-	return nil
+	if flags[0]&flagVary != 0 {
+		m.Vary, m.Variants = r.strings(), r.strings()
+	}
+	return r.err
 }
 
 // appendFields encodes header fields: their number, then each name with the

@@ -157,6 +157,7 @@ func decodeRecord(key string, v []byte, blockSize int64) (*Object, error) {
 	if err := r.header(v[0], m); err != nil {
 		return nil, err
 	}
+	o.vary = m.Vary
 	if r.err != nil || m.Size < 0 {
 		return nil, errShortRecord
 	}

@@ -35,6 +35,11 @@ type Meta struct {
 	// limits its origin set (a response to a request with credentials);
 	// the store only keeps the mark.
 	Restricted bool
+	// Vary, when set, makes the object a marker (see CreateVariant): it
+	// holds no content, names what its key's variants differ in, and
+	// lists their keys in Variants, oldest first. It never changes.
+	Vary     []string
+	Variants []string
 }
 
 type blockState uint8
@@ -51,6 +56,7 @@ type Object struct {
 	drive *drive
 	key   string
 	id    uint64
+	vary  []string // meta.Vary, which never changes: read without the lock
 
 	// Guarded by store.mu.
 	meta         Meta
@@ -74,7 +80,7 @@ type Object struct {
 func newObject(s *Store, d *drive, key string, id uint64, meta Meta) *Object {
 	n := blockCount(meta.Size, s.blockSize)
 	return &Object{
-		store: s, drive: d, key: key, id: id, meta: meta,
+		store: s, drive: d, key: key, id: id, meta: meta, vary: meta.Vary,
 		blocks: make([]blockState, n), crcs: make([]uint32, n),
 		atime: time.Now().UnixNano(),
 	}
@@ -84,6 +90,15 @@ func blockCount(size, blockSize int64) int64 { return (size + blockSize - 1) / b
 
 // Key is the cache key the object is stored under.
 func (o *Object) Key() string { return o.key }
+
+// Vary is the marker's list of what its variants differ in (Meta.Vary); nil
+// for an object with content, and for nil.
+func (o *Object) Vary() []string {
+	if o == nil {
+		return nil
+	}
+	return o.vary
+}
 
 // Size is the object's length in bytes.
 func (o *Object) Size() int64 { return o.meta.Size }
