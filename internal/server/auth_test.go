@@ -22,8 +22,10 @@ type authOrigin struct {
 	addr string
 	cc   string
 
-	mu   sync.Mutex
-	auth []string // Authorization of each request, in order
+	mu      sync.Mutex
+	auth    []string      // Authorization of each request, in order
+	gate    chan struct{} // while set, requests wait on it after telling arrived
+	arrived chan string
 }
 
 func newAuthOrigin(t *testing.T, cc string) *authOrigin {
@@ -31,7 +33,12 @@ func newAuthOrigin(t *testing.T, cc string) *authOrigin {
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.mu.Lock()
 		o.auth = append(o.auth, r.Header.Get("Authorization"))
+		gate, arrived := o.gate, o.arrived
 		o.mu.Unlock()
+		if gate != nil {
+			arrived <- r.Header.Get("Authorization")
+			<-gate
+		}
 		if r.Header.Get("Authorization") != goodAuth {
 			w.Header().Set("WWW-Authenticate", `Basic realm="private repo"`)
 			http.Error(w, "credentials required", http.StatusUnauthorized)
@@ -120,6 +127,7 @@ func TestRFC9111_3_5_Authorization(t *testing.T) {
 					}
 				}
 				r.expect(resp, s.status, s.cacheStatus, want)
+				r.settle()
 				seen := o.seen()[before:]
 				switch {
 				case s.upstream == "none" && len(seen) != 0:
@@ -129,5 +137,40 @@ func TestRFC9111_3_5_Authorization(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A request without credentials that waited for the discovery of a client
+// with credentials is not served its answer when only must-revalidate let
+// it be stored: it asks upstream itself (and gets the origin's 401).
+func TestRFC9111_3_5_WaitingRequestsUseTheirOwnCredentials(t *testing.T) {
+	o := newAuthOrigin(t, "must-revalidate, max-age=600")
+	host, port := splitAddr(o.addr)
+	r := newRig(t, withHosts(origin.Host{Name: host, Port: port}))
+	url := r.cache.URL + "/dists/stable/InRelease?cacheHostOrigin=" + o.addr
+	gate, arrived := make(chan struct{}), make(chan string, 4)
+	o.gate, o.arrived = gate, arrived
+	statuses := make(chan int, 2)
+	get := func(kv ...string) {
+		resp := r.do(http.MethodGet, url, kv...)
+		r.mustBody(resp)
+		statuses <- resp.StatusCode
+	}
+	go get("Authorization", goodAuth)
+	<-arrived
+	go get()
+	waitFor(t, func() bool { return r.flights.Stats().Coalesced == 1 })
+	o.mu.Lock()
+	o.gate = nil
+	o.mu.Unlock()
+	close(gate)
+	got := map[int]int{}
+	got[<-statuses]++
+	got[<-statuses]++
+	if got[200] != 1 || got[401] != 1 {
+		t.Fatalf("statuses %v, want one 200 (with credentials) and one 401", got)
+	}
+	if seen := o.seen(); len(seen) != 2 || seen[1] != "" {
+		t.Fatalf("origin saw Authorization %q, want the waiting request's own (none) second", seen)
 	}
 }

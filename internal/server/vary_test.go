@@ -115,6 +115,7 @@ func TestRFC9111_4_1_VariantsAreSelectedByTheirFields(t *testing.T) {
 	} {
 		resp := r.getAccept(o, step.accept...)
 		r.expect(resp, 200, step.cacheStatus, []byte(variantBody(step.body)))
+		r.settle()
 		if resp.Header.Get("Vary") != "Accept" {
 			t.Fatalf("step %d: Vary %q not replayed", i, resp.Header.Get("Vary"))
 		}
@@ -144,6 +145,7 @@ func TestRFC9111_4_1_VariantsPerURLAreBounded(t *testing.T) {
 	accept := func(i int) string { return fmt.Sprintf("type/v%d", i) }
 	for i := range maxVariants + 2 {
 		r.expect(r.getAccept(o, accept(i)), 200, statusMiss, []byte(variantBody(accept(i))))
+		r.settle()
 	}
 	r.expect(r.getAccept(o, accept(maxVariants+1)), 200, statusHit, []byte(variantBody(accept(maxVariants+1))))
 	r.expect(r.getAccept(o, accept(0)), 200, statusMiss, []byte(variantBody(accept(0))))
@@ -160,6 +162,7 @@ func TestRFC9111_4_1_VariantsAreCoalescedApart(t *testing.T) {
 	r := varyRig(t, o)
 	// The URL is known to vary, and one variant is stored.
 	r.expect(r.getAccept(o, "application/json"), 200, statusMiss, nil)
+	r.settle()
 
 	gate, arrived := make(chan struct{}), make(chan string, 8)
 	o.mu.Lock()
