@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"gatecache/internal/origin"
+	"gatecache/internal/origintest"
 )
 
 // negotiatingOrigin answers with a body chosen by the request's Accept (the
@@ -137,10 +139,14 @@ func TestRFC9111_4_1_VaryStarNeverMatches(t *testing.T) {
 	}
 }
 
-// A field that differs between every client: at most maxVariants are
-// stored for the URL, the oldest removed first.
+// A Vary naming 50 fields, one of which differs between every client: at
+// most maxVariants are stored for the URL, the oldest removed first.
 func TestRFC9111_4_1_VariantsPerURLAreBounded(t *testing.T) {
-	o := newNegotiatingOrigin(t, "Accept, User-Agent")
+	names := []string{"Accept"}
+	for i := range 49 {
+		names = append(names, fmt.Sprintf("X-Field-%d", i))
+	}
+	o := newNegotiatingOrigin(t, strings.Join(names, ", "))
 	r := varyRig(t, o)
 	accept := func(i int) string { return fmt.Sprintf("type/v%d", i) }
 	for i := range maxVariants + 2 {
@@ -240,4 +246,25 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatal("condition not reached")
+}
+
+// A variant whose upstream body breaks off: never a wrong byte, the
+// variant is completed and stored, and the other variant is apart.
+func TestRFC9111_4_1_TruncatedVariantIsRefetched(t *testing.T) {
+	r := newRig(t)
+	size := int64(3*testBlock + 11)
+	r.origin.Set("/f", origintest.Object{Size: size, Header: http.Header{"Vary": {"Accept"}},
+		Fault: origintest.FaultTruncate, FaultAt: testBlock + 100, FaultTimes: 1})
+	want := r.origin.Want("/f")
+	// The client gets the right bytes (the cache fetches the rest) or a
+	// broken transfer, never a wrong body.
+	if got, err := body(r.get("/f", "Accept", "a/b")); err == nil && !bytes.Equal(got, want) {
+		t.Fatalf("truncated upstream body: the client got %d wrong bytes", len(got))
+	}
+	r.settle()
+	r.expect(r.get("/f", "Accept", "a/b"), 200, "", want)
+	r.expect(r.get("/f", "Accept", "c/d"), 200, statusMiss, want)
+	r.settle()
+	r.expect(r.get("/f", "Accept", "a/b"), 200, statusHit, want)
+	r.expect(r.get("/f", "Accept", "c/d"), 200, statusHit, want)
 }
