@@ -286,7 +286,7 @@ func TestRFC9111_3_2_NotModifiedUpdatesStoredFields(t *testing.T) {
 }
 
 // A header over the stored bound is passed through whole, and not stored.
-func TestStoredHeaderBound(t *testing.T) {
+func TestRFC9111_3_1_HeaderOverTheBoundIsNotStored(t *testing.T) {
 	r := newRig(t)
 	big := strings.Repeat("x", maxStoredHeader)
 	r.origin.Set("/f", origintest.Object{Size: 100, Header: http.Header{"X-Big": {big}}})
