@@ -77,7 +77,9 @@ type Options struct {
 	// NodeID names this node in the Via field it adds (RFC 9110 §7.6.3),
 	// which parents use to detect loops.
 	NodeID string
-	// UserAgent is sent on every upstream request.
+	// UserAgent is this node's product token, appended to the client's
+	// User-Agent on every upstream request (sent alone when the client
+	// sent none); default "gatecache".
 	UserAgent string
 	// Logger receives parent state changes; default slog.Default().
 	Logger *slog.Logger
@@ -254,7 +256,7 @@ func (c *Client) Do(ctx context.Context, method string, t origin.Target, h http.
 		for k, v := range h {
 			req.Header[k] = v
 		}
-		req.Header.Set("User-Agent", c.opts.UserAgent)
+		req.Header.Set("User-Agent", c.userAgent(h.Get("User-Agent")))
 		resp, err := c.send(u, req, deadline)
 		if err != nil {
 			lastErr = err
@@ -289,6 +291,7 @@ func (c *Client) Forward(r *http.Request, t origin.Target) (*http.Response, erro
 	req.Header = r.Header.Clone()
 	RemoveHopByHop(req.Header)
 	deadline := time.Time{} // with a body: the transport's ResponseHeaderTimeout
+	req.Header.Set("User-Agent", c.userAgent(r.Header.Get("User-Agent")))
 	if r.ContentLength == 0 {
 		req.Body = nil
 		deadline = time.Now().Add(c.opts.HeaderTimeout)

@@ -22,14 +22,6 @@ import (
 // response was not stored, so each must fetch its own.
 var errNotStored = errors.New("response not stored")
 
-// storedFields are the response fields kept with an object and replayed to
-// clients. Validators are kept apart; hop-by-hop and per-connection fields
-// never are.
-var storedFields = []string{
-	"Content-Type", "Content-Encoding", "Content-Disposition", "Content-Language",
-	"Cache-Control", "Expires", "Date", "Age", "X-Content-Type-Options",
-}
-
 // discover asks upstream for an unknown key. A storable answer creates the
 // object and its body seeds the first fill, which this request and every
 // request that joined the call then read: one upstream request for all.
@@ -76,9 +68,11 @@ func (h *Handler) finisher(key string, call *flight.Call) func(*store.Object, er
 func (h *Handler) storeAndServe(w http.ResponseWriter, r *http.Request, t origin.Target, resp *http.Response,
 	rangeHdr string, rangeStart int64, finish func(*store.Object, error), status string) {
 	start, end, size, ok := bodyExtent(resp, rangeStart, rangeHdr != "")
+	fields, fit := storedFields(resp.Header)
+	ok = ok && fit // a header over the bound passes through
 	meta := store.Meta{
 		Size: size, ETag: resp.Header.Get("Etag"), LastModified: resp.Header.Get("Last-Modified"),
-		Header: keptFields(resp.Header), StoredAt: time.Now(),
+		Header: fields, StoredAt: time.Now(), Restricted: restrictedReuse(r, resp.Header),
 	}
 	var obj *store.Object
 	var err error
@@ -87,7 +81,7 @@ func (h *Handler) storeAndServe(w http.ResponseWriter, r *http.Request, t origin
 	// whole, read into its blocks (a GET's body).
 	whole := r.Method == http.MethodGet && start == 0 && end == size
 	if ok && storable(r, resp) && (validated(meta) || whole) {
-		obj, err = h.store.Create(t.Key, meta)
+		obj, err = h.create(r, t, resp.Header, meta)
 		if err != nil && !errors.Is(err, store.ErrTooLarge) {
 			h.log.Warn("cannot store object: passing it through", "key", t.Key, "err", err)
 		}
@@ -167,40 +161,23 @@ func bodyExtent(resp *http.Response, wantStart int64, ranged bool) (start, end, 
 }
 
 // storable applies RFC 9111 §3 (freshness.Storable: method, status, request
-// and response no-store, private, must-understand), without Vary: *.
+// and response no-store, private, must-understand), without Vary: *; to a
+// request with credentials, only when a directive allows it (§3.5).
 func storable(r *http.Request, resp *http.Response) bool {
-	if r.Header.Get("Authorization") != "" {
-		return false // §3.5: would need public or s-maxage; keep it simple
+	if r.Header.Get("Authorization") != "" && !sharedByDirective(freshness.Directives(resp.Header.Values("Cache-Control"))) {
+		return false
 	}
 	if !freshness.Storable(r.Method, r.Header, resp.StatusCode, resp.Header) {
 		return false
 	}
-	for _, v := range resp.Header.Values("Vary") {
-		if strings.TrimSpace(v) == "*" {
-			return false
-		}
-	}
-	return true
-}
-
-func keptFields(h http.Header) []store.Field {
-	var out []store.Field
-	for _, name := range storedFields {
-		for _, v := range h.Values(name) {
-			out = append(out, store.Field{Name: name, Value: v})
-		}
-	}
-	return out
+	_, star := varyNames(resp.Header)
+	return !star
 }
 
 // passThrough fetches the client's request upstream without storing it.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, t origin.Target) {
-	hdr := upstreamHeader(r)
-	for _, name := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since"} {
-		if v := r.Header.Get(name); v != "" {
-			hdr.Set(name, v)
-		}
-	}
+	// The client's own request, whole: its range and preconditions too.
+	hdr := fetch.EndToEnd(r.Header)
 	resp, err := h.upstream.Do(r.Context(), r.Method, t, hdr)
 	if err != nil {
 		h.upstreamFailed(w, t, err)
@@ -235,17 +212,14 @@ type upstreamSource struct {
 	up   Upstream
 	t    origin.Target
 	meta store.Meta
-	via  []string // Via of the request that made the source
+	hdr  http.Header // upstreamHeader of the request that made the source
 }
 
 func (s *upstreamSource) Open(ctx context.Context, off, want int64) (io.ReadCloser, int64, int64, error) {
 	if !validated(s.meta) {
 		return nil, 0, 0, errNoValidator
 	}
-	hdr := http.Header{}
-	if len(s.via) > 0 {
-		hdr["Via"] = s.via
-	}
+	hdr := s.hdr.Clone()
 	hdr.Set("Range", fmt.Sprintf("bytes=%d-%d", off, want-1))
 	if s.meta.ETag != "" && !strings.HasPrefix(s.meta.ETag, "W/") {
 		hdr.Set("If-Range", s.meta.ETag)

@@ -23,7 +23,7 @@ func BenchmarkFresh(b *testing.B) {
 	h := New(Options{Store: st})
 	now := time.Now()
 	mk := func(key, cc string, age time.Duration) *store.Object {
-		fields := []store.Field{{Name: "Cache-Control", Value: cc}, {Name: "Date", Value: now.Add(-age).UTC().Format(http.TimeFormat)}}
+		fields := []store.Field{{Name: "Cache-Control", Values: []string{cc}}, {Name: "Date", Values: []string{now.Add(-age).UTC().Format(http.TimeFormat)}}}
 		obj, err := st.Create(key, store.Meta{Size: 100, Header: fields, StoredAt: now})
 		if err != nil {
 			b.Fatal(err)

@@ -29,7 +29,7 @@ const testBlock = 64 << 10
 
 // rig is one gatecache content handler in front of one test origin.
 type rig struct {
-	t       *testing.T
+	t       testing.TB
 	origin  *origintest.Origin
 	store   *store.Store
 	specs   []store.DriveSpec
@@ -65,13 +65,13 @@ func withHosts(h ...origin.Host) rigOption {
 	return func(c *rigConfig) { c.hosts = append(c.hosts, h...) }
 }
 
-func newRig(t *testing.T, opts ...rigOption) *rig {
+func newRig(t testing.TB, opts ...rigOption) *rig {
 	t.Helper()
 	o := origintest.New(t)
 	return newRigFor(t, o, filepath.Join(t.TempDir(), "cache1"), opts...)
 }
 
-func newRigFor(t *testing.T, o *origintest.Origin, dir string, opts ...rigOption) *rig {
+func newRigFor(t testing.TB, o *origintest.Origin, dir string, opts ...rigOption) *rig {
 	t.Helper()
 	cfg := rigConfig{budget: 1 << 30, maxStale: -1, recorder: &tally{}}
 	host, port := splitAddr(o.Addr)

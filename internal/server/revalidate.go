@@ -25,6 +25,9 @@ var errServedStale = errors.New("upstream unavailable: serving the stored copy")
 // index window, so that a fleet's burst of `apt-get update` makes one
 // upstream check (freshness.Policy.Reuse).
 func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (time.Duration, bool) {
+	if obj.Vary() != nil {
+		return 0, false // a variant marker has no content to serve
+	}
 	now := time.Now()
 	born, expiry, gen := obj.Freshness()
 	if born.IsZero() {
@@ -35,7 +38,7 @@ func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (ti
 		if meta.LastModified != "" {
 			hdr.Set("Last-Modified", meta.LastModified) // kept apart, needed by the heuristic (§4.2.2)
 		}
-		born, expiry = h.policy.Expiry(h.policy.Classify(t.Host, t.Path), http.StatusOK, hdr, meta.StoredAt)
+		born, expiry = h.policy.Expiry(h.classify(t, meta), http.StatusOK, hdr, meta.StoredAt)
 		obj.SetFreshness(gen, born, expiry)
 	}
 	age := max(now.Sub(born), 0)
@@ -63,7 +66,7 @@ func requestHasDirectives(r *http.Request) bool {
 func fieldHeader(fields []store.Field) http.Header {
 	h := make(http.Header, len(fields))
 	for _, f := range fields {
-		h[f.Name] = append(h[f.Name], f.Value)
+		h[f.Name] = f.Values
 	}
 	return h
 }
@@ -91,6 +94,8 @@ func (h *Handler) revalidate(w http.ResponseWriter, r *http.Request, t origin.Ta
 			h.serveStale(w, r, t, obj, age, errRevalidating)
 		case res != nil && errors.Is(err, errServedStale):
 			h.serveStale(w, r, t, obj, age, err)
+		case res != nil && res.Meta().Restricted:
+			h.passThrough(w, r, t) // see auth.go
 		case res != nil:
 			h.serveObject(w, r, t, res, nil, statusCollapsed, 0)
 		case errors.Is(err, errNotStored):
@@ -195,29 +200,4 @@ func (h *Handler) serveStale(w http.ResponseWriter, r *http.Request, t origin.Ta
 func sameObject(meta store.Meta, resp *http.Response) bool {
 	etag := resp.Header.Get("Etag")
 	return resp.ContentLength == meta.Size && etag != "" && etag == meta.ETag
-}
-
-// mergeFields updates stored header fields with those of a 304 (RFC 9111
-// §3.2): the new values replace the stored ones, the others stay.
-func mergeFields(stored []store.Field, h http.Header) []store.Field {
-	// Content-Type and Content-Encoding describe the body, which a 304
-	// does not carry: the stored ones stay.
-	updates := func(name string) bool {
-		_, ok := h[name]
-		return ok && name != "Content-Type" && name != "Content-Encoding"
-	}
-	out := make([]store.Field, 0, len(stored))
-	for _, f := range stored {
-		if !updates(f.Name) {
-			out = append(out, f)
-		}
-	}
-	for _, name := range storedFields {
-		if updates(name) {
-			for _, v := range h.Values(name) {
-				out = append(out, store.Field{Name: name, Value: v})
-			}
-		}
-	}
-	return out
 }

@@ -50,7 +50,7 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 	if needs {
 		_, limit = obj.BlockBounds(last)
 	}
-	src := &upstreamSource{up: h.upstream, t: t, meta: meta, via: r.Header.Values("Via")}
+	src := &upstreamSource{up: h.upstream, t: t, meta: meta, hdr: upstreamHeader(r)}
 	rd := h.flights.NewReader(r.Context(), obj, src, limit, seeded)
 	http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), rd)
 	rd.Close()
@@ -79,14 +79,15 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 // replayHeader sets the stored response's fields, with Age replaced.
 func replayHeader(hdr http.Header, meta store.Meta, age time.Duration) {
 	for _, f := range meta.Header {
-		hdr[f.Name] = append(hdr[f.Name], f.Value) // stored names are canonical
+		// Stored names are canonical and their values exactly sized and
+		// never changed: shared, not copied, on every hit.
+		hdr[f.Name] = f.Values
 	}
 	if age > 0 {
-		// RFC 9111 §5.1: the time since the response was generated or
-		// validated upstream, replacing the Age it was stored with.
+		// RFC 9111 §5.1, §4.2.3: a response from the store says its
+		// current age, replacing the Age it was stored with. A miss (age
+		// 0) keeps the Age upstream sent, if any.
 		hdr["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
-	} else {
-		delete(hdr, "Age")
 	}
 	if meta.ETag != "" {
 		hdr.Set("Etag", meta.ETag)

@@ -162,7 +162,7 @@ func (h *Handler) serve(w *meter, r *http.Request) {
 // serveCached answers a GET or HEAD from the store, discovering the object
 // upstream when the key is unknown.
 func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.Target) {
-	obj := h.store.Lookup(t.Key)
+	t, obj := h.selectVariant(r, t)
 	if obj != nil && !h.completable(r, obj) {
 		h.log.Info("object without a validator is incomplete: fetching it anew, whole", "key", t.Key)
 		h.store.RemoveObject(obj)
@@ -185,6 +185,13 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	if h.servedNegative(w, t) {
 		return
 	}
+	if r.Method == http.MethodHead {
+		// A HEAD miss passes through: its answer has no body to store,
+		// and a stored GET answers HEAD once there is one (RFC 9110
+		// §9.3.2).
+		h.passThrough(w, r, t)
+		return
+	}
 	call, leader := h.flights.Join(t.Key)
 	if leader {
 		if h.discoveredMeanwhile(w, r, t, call) {
@@ -195,6 +202,10 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 	}
 	obj, err := call.Wait(r.Context())
 	switch {
+	case obj != nil && obj.Meta().Restricted:
+		h.passThrough(w, r, t) // see auth.go
+	case obj != nil && obj.Key() != t.Key:
+		h.serveOtherVariant(w, r, t) // see vary.go
 	case obj != nil:
 		h.serveObject(w, r, t, obj, nil, statusCollapsed, 0)
 	case errors.Is(err, errNotStored):
@@ -242,14 +253,9 @@ func (h *Handler) looped(r *http.Request) bool {
 }
 
 // upstreamHeader starts the header of a request this node sends upstream on
-// behalf of r: the Via chain so far, to which fetch adds this node.
-func upstreamHeader(r *http.Request) http.Header {
-	h := http.Header{}
-	if via := r.Header.Values("Via"); len(via) > 0 {
-		h["Via"] = via
-	}
-	return h
-}
+// behalf of r: the client's end-to-end fields (see forwardedFields), with the
+// Via chain so far, to which fetch adds this node.
+func upstreamHeader(r *http.Request) http.Header { return forwardedFields(r) }
 
 // forward sends a request with another method upstream uncached and, when it
 // succeeds, invalidates the stored object (RFC 9111 §4.4).

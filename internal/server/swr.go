@@ -148,12 +148,13 @@ func (h *Handler) revalidatedInBackground(r *http.Request, t origin.Target, obj 
 func (h *Handler) storeInBackground(r *http.Request, t origin.Target, old *store.Object, resp *http.Response, finish func(*store.Object, error)) {
 	start, end, size, ok := bodyExtent(resp, 0, false)
 	var obj *store.Object
-	if ok && storable(r, resp) {
+	fields, fit := storedFields(resp.Header)
+	if ok && fit && storable(r, resp) {
 		meta := store.Meta{
 			Size: size, ETag: resp.Header.Get("Etag"), LastModified: resp.Header.Get("Last-Modified"),
-			Header: keptFields(resp.Header), StoredAt: time.Now(),
+			Header: fields, StoredAt: time.Now(), Restricted: restrictedReuse(r, resp.Header),
 		}
-		obj, _ = h.store.Create(t.Key, meta)
+		obj, _ = h.create(r, t, resp.Header, meta)
 	}
 	if obj == nil {
 		fetch.Drain(resp.Body)

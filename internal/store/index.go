@@ -20,7 +20,13 @@ var (
 	bucketAtime   = []byte("atime")
 )
 
-const recordVersion = 1
+// recordVersion 2 stores each header field with all its values; version 1
+// records (one name and value per field) are read too, their fields grouped
+// by name, and are rewritten as version 2 when their object next changes.
+const (
+	recordVersion   = 2
+	recordVersionV1 = 1
+)
 
 // maxSyncDelay bounds how long committed blocks stay out of the persisted
 // index while their object keeps being written (they are refetched after a
@@ -82,11 +88,7 @@ func encodeRecordLocked(o *Object) []byte {
 	b = binary.AppendVarint(b, m.StoredAt.UnixNano())
 	b = appendString(b, m.ETag)
 	b = appendString(b, m.LastModified)
-	b = binary.AppendUvarint(b, uint64(len(m.Header)))
-	for _, f := range m.Header {
-		b = appendString(b, f.Name)
-		b = appendString(b, f.Value)
-	}
+	b = appendHeader(b, m)
 	bitmap := make([]byte, (len(o.blocks)+7)/8)
 	for i, st := range o.blocks {
 		if st != blockAbsent {
@@ -142,7 +144,7 @@ func (r *recordReader) bytes(n uint64) []byte {
 func (r *recordReader) string() string { return string(r.bytes(r.uvarint())) }
 
 func decodeRecord(key string, v []byte, blockSize int64) (*Object, error) {
-	if len(v) < 9 || v[0] != recordVersion {
+	if len(v) < 9 || (v[0] != recordVersion && v[0] != recordVersionV1) {
 		return nil, fmt.Errorf("unknown record version")
 	}
 	r := &recordReader{b: v[9:]}
@@ -152,13 +154,10 @@ func decodeRecord(key string, v []byte, blockSize int64) (*Object, error) {
 	m.StoredAt = time.Unix(0, r.varint())
 	m.ETag = r.string()
 	m.LastModified = r.string()
-	nh := r.uvarint()
-	if nh > 1024 {
-		return nil, fmt.Errorf("implausible header count %d", nh)
+	if err := r.header(v[0], m); err != nil {
+		return nil, err
 	}
-	for range nh {
-		m.Header = append(m.Header, Field{Name: r.string(), Value: r.string()})
-	}
+	o.vary = m.Vary
 	if r.err != nil || m.Size < 0 {
 		return nil, errShortRecord
 	}

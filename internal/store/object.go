@@ -15,8 +15,13 @@ import (
 // block costs far less than reading it.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Field is one stored response header field.
-type Field struct{ Name, Value string }
+// Field is one stored response header field: its name and its values, in
+// the order they came. The store keeps them as they are given; its user hands
+// them to every response without copying, so they are never changed in place.
+type Field struct {
+	Name   string
+	Values []string
+}
 
 // Meta describes one version of an object. Blocks of different versions are
 // never mixed: a new version is a new Object.
@@ -26,6 +31,15 @@ type Meta struct {
 	LastModified string    // as sent upstream, "" if none
 	Header       []Field   // response header fields replayed to clients
 	StoredAt     time.Time // when the response was received (RFC 9111 §4.2.3 response_time)
+	// Restricted marks a version its user may reuse only within the
+	// limits its origin set (a response to a request with credentials);
+	// the store only keeps the mark.
+	Restricted bool
+	// Vary, when set, makes the object a marker (see CreateVariant): it
+	// holds no content, names what its key's variants differ in, and
+	// lists their keys in Variants, oldest first. It never changes.
+	Vary     []string
+	Variants []string
 }
 
 type blockState uint8
@@ -42,6 +56,7 @@ type Object struct {
 	drive *drive
 	key   string
 	id    uint64
+	vary  []string // meta.Vary, which never changes: read without the lock
 
 	// Guarded by store.mu.
 	meta         Meta
@@ -65,7 +80,7 @@ type Object struct {
 func newObject(s *Store, d *drive, key string, id uint64, meta Meta) *Object {
 	n := blockCount(meta.Size, s.blockSize)
 	return &Object{
-		store: s, drive: d, key: key, id: id, meta: meta,
+		store: s, drive: d, key: key, id: id, meta: meta, vary: meta.Vary,
 		blocks: make([]blockState, n), crcs: make([]uint32, n),
 		atime: time.Now().UnixNano(),
 	}
@@ -75,6 +90,15 @@ func blockCount(size, blockSize int64) int64 { return (size + blockSize - 1) / b
 
 // Key is the cache key the object is stored under.
 func (o *Object) Key() string { return o.key }
+
+// Vary is the marker's list of what its variants differ in (Meta.Vary); nil
+// for an object with content, and for nil.
+func (o *Object) Vary() []string {
+	if o == nil {
+		return nil
+	}
+	return o.vary
+}
 
 // Size is the object's length in bytes.
 func (o *Object) Size() int64 { return o.meta.Size }

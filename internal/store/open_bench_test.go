@@ -32,7 +32,7 @@ func BenchmarkOpen100k(b *testing.B) {
 			for i := batch; i < batch+10_000; i++ {
 				key := fmt.Sprintf("deb.debian.org/debian/pool/main/p/pkg%d/pkg%d_1.0_arm64.deb", i, i)
 				o := &Object{key: key, id: uint64(i + 1), drive: d,
-					meta:   Meta{Size: 8 * testBlock, ETag: `"abc"`, Header: []Field{{"Content-Type", "application/vnd.debian.binary-package"}}},
+					meta:   Meta{Size: 8 * testBlock, ETag: `"abc"`, Header: []Field{{"Content-Type", []string{"application/vnd.debian.binary-package"}}}},
 					blocks: make([]blockState, 8), crcs: make([]uint32, 8)}
 				for j := range o.blocks {
 					o.blocks[j] = blockPresent

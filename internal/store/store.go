@@ -73,6 +73,10 @@ type Store struct {
 	drives   []*drive
 	closed   bool
 
+	// variantMu makes "find or make the marker, then add the variant"
+	// one step for concurrent CreateVariant calls.
+	variantMu sync.Mutex
+
 	flushNow chan struct{}
 	stop     chan struct{}
 	stopped  chan struct{}
@@ -218,7 +222,7 @@ func (s *Store) Create(key string, meta Meta) (*Object, error) {
 		return nil, ErrRemoved
 	}
 	if old := s.objects[key]; old != nil {
-		s.removeLocked(old)
+		s.removeWithVariantsLocked(old)
 	}
 	s.objects[key] = o
 	o.lruElem = d.lru.PushFront(o)
@@ -235,7 +239,7 @@ func (s *Store) Remove(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o := s.objects[key]; o != nil {
-		s.removeLocked(o)
+		s.removeWithVariantsLocked(o)
 	}
 }
 

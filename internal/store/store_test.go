@@ -134,7 +134,7 @@ func TestRestartKeepsFlushedBlocksAndChecksThem(t *testing.T) {
 	size := int64(4 * testBlock)
 	data := content("k", size)
 	o, _ := s.Create("host/k", Meta{Size: size, ETag: `"e"`, LastModified: "Mon, 01 Jan 2024 00:00:00 GMT",
-		Header: []Field{{"Content-Type", "application/x-debian-package"}}})
+		Header: []Field{{"Content-Type", []string{"application/x-debian-package"}}}})
 	writeBlocks(t, o, data, 0, 1, 2)
 	path := o.Path()
 	if err := s.Close(); err != nil {
@@ -152,7 +152,7 @@ func TestRestartKeepsFlushedBlocksAndChecksThem(t *testing.T) {
 		t.Fatal("object lost across restart")
 	}
 	m := o.Meta()
-	if m.ETag != `"e"` || m.Size != size || len(m.Header) != 1 || m.Header[0].Value != "application/x-debian-package" {
+	if m.ETag != `"e"` || m.Size != size || len(m.Header) != 1 || m.Header[0].Values[0] != "application/x-debian-package" {
 		t.Fatalf("meta not restored: %+v", m)
 	}
 	for i := range int64(3) {

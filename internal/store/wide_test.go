@@ -185,11 +185,11 @@ func TestIndexOfAHundredGBDriveFits32BitMap(t *testing.T) {
 	const objects = 400
 	const size = 48 << 10 // one block each: per byte cached, the worst case
 	header := []Field{
-		{"Content-Type", "application/vnd.debian.binary-package"},
-		{"Cache-Control", "public, max-age=31536000"},
-		{"Accept-Ranges", "bytes"},
-		{"Via", "1.1 varnish, 1.1 varnish"},
-		{"X-Served-By", "cache-fra-etou8220000-FRA, cache-fra-etou8220031-FRA"},
+		{"Content-Type", []string{"application/vnd.debian.binary-package"}},
+		{"Cache-Control", []string{"public, max-age=31536000"}},
+		{"Accept-Ranges", []string{"bytes"}},
+		{"Via", []string{"1.1 varnish, 1.1 varnish"}},
+		{"X-Served-By", []string{"cache-fra-etou8220000-FRA, cache-fra-etou8220031-FRA"}},
 	}
 	for i := range objects {
 		key := fmt.Sprintf("deb.debian.org/debian/pool/main/l/libexample%04d/libexample%04d-1_2.38.1-5+deb12u3_armhf.deb", i, i)
