@@ -98,12 +98,12 @@ func (s *Store) verifyDrive(d *drive, objs []*Object, repair bool) (VerifyReport
 	err := d.db.Update(func(tx *bolt.Tx) error {
 		ob, ab := tx.Bucket(bucketObjects), tx.Bucket(bucketAtime)
 		for _, o := range drop {
-			if err := errors.Join(ob.Delete([]byte(o.key)), ab.Delete([]byte(o.key))); err != nil {
+			if err := errors.Join(ob.Delete(indexKey(o.key)), ab.Delete(indexKey(o.key))); err != nil {
 				return err
 			}
 		}
 		for _, o := range rewrite {
-			if err := ob.Put([]byte(o.key), encodeRecordLocked(o)); err != nil {
+			if err := ob.Put(indexKey(o.key), encodeEntry(o)); err != nil {
 				return err
 			}
 		}
