@@ -5,9 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -58,6 +61,87 @@ func TestOverlongKeyNeverFailsAFlush(t *testing.T) {
 	}
 	if st := s.Stats()[0]; st.Objects != 15 {
 		t.Fatalf("%d objects after removing one of 16", st.Objects)
+	}
+}
+
+// mountReadOnly mounts a tmpfs at dir, lets prepare write to it, and
+// remounts it read-only. Needs root; skips otherwise.
+func mountReadOnly(t *testing.T, dir string, prepare func()) {
+	t.Helper()
+	os.MkdirAll(dir, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	prepare()
+	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount read-only: %v %s", err, out)
+	}
+}
+
+// A drive that is read-only at startup is taken out of use, like one that
+// fails while running: the store opens, the summary sees the drive failed,
+// and new objects go to the healthy drive.
+func TestReadOnlyDriveAtStartIsTakenOutOfUse(t *testing.T) {
+	root := t.TempDir()
+	ro := filepath.Join(root, "ro")
+	roSpec := DriveSpec{Path: filepath.Join(ro, "cache1"), Budget: 1 << 20}
+	mountReadOnly(t, ro, func() {
+		// A drive that was in use before: its index exists.
+		s, err := Open(Options{Drives: []DriveSpec{roSpec}, BlockSize: testBlock, FlushInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	})
+	good := DriveSpec{Path: filepath.Join(root, "cache2"), Budget: 1 << 20}
+	s, err := Open(Options{Drives: []DriveSpec{roSpec, good}, BlockSize: testBlock, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatalf("open with one read-only drive: %v", err)
+	}
+	defer s.Close()
+	st := s.Stats()
+	if !st[0].Failed || !strings.Contains(st[0].Err, "read-only") || st[1].Failed {
+		t.Fatalf("drive states %+v, want drive 1 failed (read-only) and drive 2 in use", st)
+	}
+	for i := range 20 {
+		k := fmt.Sprintf("k%d", i)
+		o, err := s.Create(k, Meta{Size: testBlock})
+		if err != nil {
+			t.Fatalf("create %s: %v", k, err)
+		}
+		writeBlocks(t, o, content(k, testBlock), 0)
+		if !strings.HasPrefix(o.Path(), good.Path) {
+			t.Fatalf("%s placed on %s, want the healthy drive", k, o.Path())
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+
+	// With every drive read-only the store still opens; objects are not
+	// stored (the caller passes content through).
+	only, err := Open(Options{Drives: []DriveSpec{roSpec}, BlockSize: testBlock, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatalf("open with the only drive read-only: %v", err)
+	}
+	defer only.Close()
+	if _, err := only.Create("x", Meta{Size: 10}); err == nil {
+		t.Fatal("stored an object with no usable drive")
+	}
+	if err := only.Flush(); err != nil {
+		t.Fatalf("flush with no usable drive: %v", err)
+	}
+
+	// A drive directory that cannot even be created is taken out of use too.
+	missing := DriveSpec{Path: filepath.Join(ro, "cache9"), Budget: 1 << 20}
+	s3, err := Open(Options{Drives: []DriveSpec{missing, {Path: filepath.Join(root, "cache3"), Budget: 1 << 20}}, BlockSize: testBlock, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatalf("open with an uncreatable drive: %v", err)
+	}
+	defer s3.Close()
+	if st := s3.Stats(); !st[0].Failed || st[1].Failed {
+		t.Fatalf("drive states %+v", st)
 	}
 }
 
