@@ -72,7 +72,9 @@ const usage = `usage:
   gatecache                 serve (configuration from the environment, see README)
   gatecache verify [--repair]
                             check every cached block of a stopped cache against its
-                            checksum; --repair drops bad blocks and stray files
+                            checksum (exit 1 if one is bad or missing; stray
+                            files a crash leaves are reported only); --repair
+                            drops bad blocks and deletes stray files
   gatecache warm [--cache HOST:PORT] [--from FILE] [--parallel N] URL...
                             ask a running gatecache for each URL so that it is
                             cached before a rollout

@@ -24,9 +24,12 @@ type VerifyReport struct {
 	BadObjectKeys []string
 }
 
-// OK reports whether the drive is consistent.
+// OK reports whether the drive is consistent: every indexed block is there
+// and matches its checksum. Stray (unindexed) data files do not count: they
+// are what a crash leaves of objects being filled, never served, and
+// deleted at the next start (or by a repair).
 func (r VerifyReport) OK() bool {
-	return r.BadBlocks == 0 && r.MissingFiles == 0 && r.OrphanFiles == 0
+	return r.BadBlocks == 0 && r.MissingFiles == 0
 }
 
 // Verify checks every present block of every drive of a stopped cache
