@@ -92,7 +92,7 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 }
 
 // startupError is a configuration problem found only when acting on it
-// (a cache directory that cannot be created, a port in use): exit status 2.
+// (a port in use, a drive another gatecache uses): exit status 2.
 type startupError struct{ error }
 
 func (e startupError) Unwrap() error { return e.error }
