@@ -77,19 +77,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	})
 	go report.Run(ctx)
 
-	content, err := listen(cfg.ListenAddr, "LISTEN_ADDR")
+	inherited, err := activatedListeners()
+	if err != nil {
+		return startupError{err}
+	}
+	content, err := listen(inherited[0], cfg.ListenAddr, "LISTEN_ADDR", log)
 	if err != nil {
 		return err
 	}
-	summary, err := listen(cfg.SummaryAddr, "SUMMARY_ADDR")
+	summary, err := listen(inherited[1], cfg.SummaryAddr, "SUMMARY_ADDR", log)
 	if err != nil {
 		content.Close()
 		return err
 	}
-	servers := []*http.Server{
-		{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)},
-		{Handler: statusHandler(report), ReadHeaderTimeout: 10 * time.Second},
-	}
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	contentCap, summaryCap := connCaps(openFileLimit())
+	lc, ls := limitConns(content, contentLimits(contentCap)), limitConns(summary, summaryLimits(summaryCap))
+	servers := []*http.Server{lc.server(handler, errLog), ls.server(statusHandler(report), errLog)}
+	content, summary = lc, ls
 	errc := make(chan error, 2)
 	for i, l := range []net.Listener{content, summary} {
 		go func() { errc <- servers[i].Serve(l) }()
@@ -112,7 +117,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return err
 }
 
-func listen(addr, variable string) (net.Listener, error) {
+// listen returns a listener: the socket passed by socket activation when
+// there is one (its address is then the socket unit's, not addr), else a new
+// one on addr.
+func listen(inherited net.Listener, addr, variable string, log *slog.Logger) (net.Listener, error) {
+	if inherited != nil {
+		log.Info("listening on a socket passed by socket activation", "addr", inherited.Addr().String(), "instead_of", variable)
+		return inherited, nil
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, startupError{fmt.Errorf("%s=%q: cannot listen: %w", variable, addr, err)}
