@@ -5,6 +5,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -101,6 +102,39 @@ type limitListener struct {
 
 	mu   sync.Mutex
 	idle map[*limitedConn]time.Time // keep-alive connections between requests, since when
+	high int                        // most connections open since memory was last returned
+}
+
+// A burst of at least burstConns connections (about 28 KiB each, mostly
+// goroutine stacks and buffers) returns its memory to the system once three
+// quarters of it have closed, rather than when the runtime's background
+// scavenger gets to it minutes later: on a gateway the memory is wanted back.
+const burstConns = 1024
+
+var memory struct {
+	sync.Mutex
+	returning, again bool
+}
+
+// returnMemory runs debug.FreeOSMemory, once more if asked again meanwhile.
+func returnMemory() {
+	memory.Lock()
+	defer memory.Unlock()
+	if memory.returning {
+		memory.again = true
+		return
+	}
+	memory.returning = true
+	for {
+		memory.again = false
+		memory.Unlock()
+		debug.FreeOSMemory()
+		memory.Lock()
+		if !memory.again {
+			break
+		}
+	}
+	memory.returning = false
 }
 
 func limitConns(l net.Listener, lim connLimits) *limitListener {
@@ -140,6 +174,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.slots
 		return nil, err
 	}
+	l.mu.Lock()
+	l.high = max(l.high, len(l.slots))
+	l.mu.Unlock()
 	return &limitedConn{Conn: c, l: l}, nil
 }
 
@@ -205,11 +242,22 @@ func (l *limitListener) closeOldestIdle() {
 	}
 }
 
+// release gives c's slot back. The connection that ends a burst returns
+// its memory before it finishes closing (a GC's time, tens of
+// milliseconds, on a goroutine that is going away).
 func (l *limitListener) release(c *limitedConn) {
 	l.mu.Lock()
 	delete(l.idle, c)
-	l.mu.Unlock()
 	<-l.slots
+	open := len(l.slots)
+	drained := l.high >= burstConns && open <= l.high/4
+	if drained {
+		l.high = open
+	}
+	l.mu.Unlock()
+	if drained {
+		returnMemory()
+	}
 }
 
 // progressChunk is the most written under one progress deadline: small

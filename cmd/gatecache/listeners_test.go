@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"syscall"
@@ -358,4 +359,52 @@ func TestConnCapsFitTheDescriptorLimit(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(openFileLimit()), "") || openFileLimit() == 0 {
 		t.Fatal("no descriptor limit")
 	}
+}
+
+// After a burst of connections, the memory they held is returned to the
+// system once most of them have closed (a forced collection and scavenge),
+// not left to the runtime's background scavenger for minutes.
+func TestMemoryIsReturnedAfterABurst(t *testing.T) {
+	const burst = burstConns + 100
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := limitConns(raw, contentLimits(2*burst))
+	srv := l.server(ok, nil)
+	closed := make(chan struct{}, burst)
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		l.connState(c, s)
+		if s == http.StateClosed {
+			closed <- struct{}{} // after the connection's slot was released
+		}
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+
+	before := forcedGCs()
+	var clients []*keepAlive
+	for range burst {
+		k := dialKeepAlive(t, raw.Addr().String())
+		k.get(t, "/")
+		clients = append(clients, k)
+	}
+	if forcedGCs() != before {
+		t.Fatal("memory returned while the burst is still open")
+	}
+	for _, k := range clients {
+		k.Close()
+	}
+	for range burst {
+		<-closed
+	}
+	if forcedGCs() == before {
+		t.Fatalf("%d connections opened and closed, and no memory returned", burst)
+	}
+}
+
+func forcedGCs() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
