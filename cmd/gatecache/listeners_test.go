@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/metrics"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -356,8 +355,8 @@ func TestConnCapsFitTheDescriptorLimit(t *testing.T) {
 			t.Errorf("connCaps(%d): %d content and %d summary connections can exhaust the descriptors", c.nofile, content, summary)
 		}
 	}
-	if !strings.Contains(fmt.Sprint(openFileLimit()), "") || openFileLimit() == 0 {
-		t.Fatal("no descriptor limit")
+	if n := openFileLimit(); n < 64 {
+		t.Fatalf("descriptor limit %d", n)
 	}
 }
 
