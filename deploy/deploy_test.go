@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -25,6 +24,7 @@ var manifests = []string{
 
 const (
 	unitFile     = "systemd/gatecache.service"
+	socketFile   = "systemd/gatecache.socket"
 	envExample   = "systemd/gatecache.env.example"
 	dockerfile   = "Dockerfile"
 	moduleName   = "gatecache"
@@ -373,30 +373,31 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("Environment CACHE_ROOT=%q, want /var/lib/%s (StateDirectory=%s)", env["CACHE_ROOT"], state, state)
 	}
 
-	// Capabilities: none, except CAP_NET_BIND_SERVICE when the content
-	// port is below 1024.
-	listen := env["LISTEN_ADDR"]
-	if v, ok := readEnvFile(t, envExample, false)["LISTEN_ADDR"]; ok {
-		listen = v
+	// The ports are the socket unit's, so the service binds nothing and
+	// needs no capability, and sets no listener address that would not be
+	// used.
+	if bounding, set := u.last("Service", "CapabilityBoundingSet"); !set || bounding != "" {
+		t.Errorf("CapabilityBoundingSet=%q (set: %v), want it empty: systemd binds the ports", bounding, set)
 	}
-	if listen == "" {
-		listen = config.Default().ListenAddr
+	if ambient, _ := u.last("Service", "AmbientCapabilities"); ambient != "" {
+		t.Errorf("AmbientCapabilities=%q, want none", ambient)
 	}
-	port, err := strconv.Atoi(listen[strings.LastIndex(listen, ":")+1:])
-	if err != nil {
-		t.Fatalf("LISTEN_ADDR=%q: %v", listen, err)
-	}
-	bounding, set := u.last("Service", "CapabilityBoundingSet")
-	ambient, _ := u.last("Service", "AmbientCapabilities")
-	if !set {
-		t.Errorf("no CapabilityBoundingSet=")
-	}
-	if port < 1024 {
-		if bounding != "CAP_NET_BIND_SERVICE" || ambient != "CAP_NET_BIND_SERVICE" {
-			t.Errorf("LISTEN_ADDR=%s needs CapabilityBoundingSet= and AmbientCapabilities=CAP_NET_BIND_SERVICE, have %q and %q", listen, bounding, ambient)
+	for _, v := range []string{"LISTEN_ADDR", "SUMMARY_ADDR"} {
+		if _, set := env[v]; set {
+			t.Errorf("Environment= sets %s, which is not used under %s", v, socketFile)
 		}
-	} else if bounding != "" || ambient != "" {
-		t.Errorf("LISTEN_ADDR=%s needs no capability, have CapabilityBoundingSet=%q AmbientCapabilities=%q", listen, bounding, ambient)
+		if _, set := readEnvFile(t, envExample, false)[v]; set {
+			t.Errorf("%s sets %s, which is not used under %s", envExample, v, socketFile)
+		}
+	}
+	socket := path.Base(socketFile)
+	for _, key := range []string{"Requires", "After"} {
+		if !slices.Contains(strings.Fields(strings.Join(u["Unit"][key], " ")), socket) {
+			t.Errorf("[Unit] %s=%q lacks %s", key, u["Unit"][key], socket)
+		}
+	}
+	if !slices.Contains(u["Install"]["Also"], socket) {
+		t.Errorf("[Install] Also=%q lacks %s: enabling the service must enable its sockets", u["Install"]["Also"], socket)
 	}
 
 	// The environment file has its example in the repository.
@@ -407,6 +408,36 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(unitFile), path.Base(ef)+".example")); err != nil {
 		t.Errorf("EnvironmentFile=%s has no example in the repository: %v", ef, err)
+	}
+}
+
+// TestSystemdSocket: the socket unit passes the content port (80, where
+// devices ask) and then the summary port to the service, which accepts on
+// them itself (Accept=no), as gatecache matches unnamed sockets by order.
+func TestSystemdSocket(t *testing.T) {
+	u := parseUnit(t, socketFile)
+	for _, s := range []string{"Unit", "Socket", "Install"} {
+		if u[s] == nil {
+			t.Errorf("%s: no [%s] section", socketFile, s)
+		}
+	}
+	summary := config.Default().SummaryAddr
+	want := []string{"80", summary[strings.LastIndex(summary, ":")+1:]}
+	if got := u["Socket"]["ListenStream"]; !slices.Equal(got, want) {
+		t.Errorf("ListenStream=%q, want %q in this order (content, then summary)", got, want)
+	}
+	for key, value := range map[string]string{"Accept": "no", "Service": path.Base(unitFile)} {
+		if got, _ := u.last("Socket", key); got != value {
+			t.Errorf("[Socket] %s=%q, want %q", key, got, value)
+		}
+	}
+	// One name for all of a unit's sockets would not tell them apart
+	// any better than their order does.
+	if names := u["Socket"]["FileDescriptorName"]; len(names) > 0 {
+		t.Errorf("FileDescriptorName=%q names both sockets alike", names)
+	}
+	if got, _ := u.last("Install", "WantedBy"); got != "sockets.target" {
+		t.Errorf("WantedBy=%q, want sockets.target", got)
 	}
 }
 

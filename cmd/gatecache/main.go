@@ -73,7 +73,9 @@ const usage = `usage:
   gatecache                 serve (configuration from the environment, see README)
   gatecache verify [--repair]
                             check every cached block of a stopped cache against its
-                            checksum; --repair drops bad blocks and stray files
+                            checksum (exit 1 if one is bad or missing; stray
+                            files a crash leaves are reported only); --repair
+                            drops bad blocks and deletes stray files
   gatecache warm [--cache HOST:PORT] [--from FILE] [--parallel N] URL...
                             ask a running gatecache for each URL so that it is
                             cached before a rollout
@@ -91,7 +93,7 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 }
 
 // startupError is a configuration problem found only when acting on it
-// (a cache directory that cannot be created, a port in use): exit status 2.
+// (a port in use, a drive another gatecache uses): exit status 2.
 type startupError struct{ error }
 
 func (e startupError) Unwrap() error { return e.error }

@@ -30,10 +30,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
-	nodeID, err := nodeIdentity(cfg, log)
-	if err != nil {
-		return startupError{err}
-	}
+	nodeID := nodeIdentity(cfg, log)
 
 	st, err := store.Open(store.Options{Drives: driveSpecs(cfg), BlockSize: cfg.BlockSize, Logger: log})
 	if err != nil {
@@ -85,19 +82,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	})
 	go report.Run(ctx)
 
-	content, err := listen(cfg.ListenAddr, "LISTEN_ADDR")
+	inherited, err := activatedListeners()
+	if err != nil {
+		return startupError{err}
+	}
+	content, err := listen(inherited[0], cfg.ListenAddr, "LISTEN_ADDR", log)
 	if err != nil {
 		return err
 	}
-	summary, err := listen(cfg.SummaryAddr, "SUMMARY_ADDR")
+	summary, err := listen(inherited[1], cfg.SummaryAddr, "SUMMARY_ADDR", log)
 	if err != nil {
 		content.Close()
 		return err
 	}
-	servers := []*http.Server{
-		{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)},
-		{Handler: statusHandler(report), ReadHeaderTimeout: 10 * time.Second},
-	}
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	contentCap, summaryCap := connCaps(openFileLimit())
+	lc, ls := limitConns(content, contentLimits(contentCap)), limitConns(summary, summaryLimits(summaryCap))
+	servers := []*http.Server{lc.server(handler, errLog), ls.server(statusHandler(report), errLog)}
+	content, summary = lc, ls
 	errc := make(chan error, 2)
 	for i, l := range []net.Listener{content, summary} {
 		go func() { errc <- servers[i].Serve(l) }()
@@ -143,7 +145,14 @@ const (
 	shutdownLimit = 9 * time.Second // then the process exits whatever hangs
 )
 
-func listen(addr, variable string) (net.Listener, error) {
+// listen returns a listener: the socket passed by socket activation when
+// there is one (its address is then the socket unit's, not addr), else a new
+// one on addr.
+func listen(inherited net.Listener, addr, variable string, log *slog.Logger) (net.Listener, error) {
+	if inherited != nil {
+		log.Info("listening on a socket passed by socket activation", "addr", inherited.Addr().String(), "instead_of", variable)
+		return inherited, nil
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, startupError{fmt.Errorf("%s=%q: cannot listen: %w", variable, addr, err)}
@@ -197,18 +206,20 @@ func fetchOptions(cfg config.Config, nodeID string, log *slog.Logger) fetch.Opti
 }
 
 // nodeIdentity returns CACHE_NODE_ID, or the node id persisted under the
-// cache root, generating it on first start.
-func nodeIdentity(cfg config.Config, log *slog.Logger) (string, error) {
+// cache root, generating it on first start. A cache root that cannot take
+// the file (a read-only drive) costs only the id's persistence: the node
+// serves, as with any failed drive, under an id that changes at each start.
+func nodeIdentity(cfg config.Config, log *slog.Logger) string {
 	if cfg.CustomerID == "" {
 		log.Info("running without a customer identity (CUSTOMER_ID unset): no cloud service is contacted in any case")
 	}
 	if cfg.CacheNodeID != "" {
-		return cfg.CacheNodeID, nil
+		return cfg.CacheNodeID
 	}
 	path := filepath.Join(cfg.CacheRoot, "node-id")
 	if b, err := os.ReadFile(path); err == nil {
 		if id := strings.TrimSpace(string(b)); id != "" {
-			return id, nil
+			return id
 		}
 	}
 	var u [16]byte
@@ -216,12 +227,15 @@ func nodeIdentity(cfg config.Config, log *slog.Logger) (string, error) {
 	u[6] = u[6]&0x0f | 0x40 // RFC 9562 version 4
 	u[8] = u[8]&0x3f | 0x80
 	id := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:])
-	if err := os.MkdirAll(cfg.CacheRoot, 0o755); err != nil {
-		return "", fmt.Errorf("CACHE_ROOT=%q: %w", cfg.CacheRoot, err)
+	err := os.MkdirAll(cfg.CacheRoot, 0o755)
+	if err == nil {
+		err = os.WriteFile(path, []byte(id+"\n"), 0o644)
 	}
-	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
-		return "", fmt.Errorf("CACHE_ROOT=%q: %w", cfg.CacheRoot, err)
+	if err != nil {
+		log.Warn("cannot keep the generated cache node id: it changes at the next start (set CACHE_NODE_ID to fix it)",
+			"node", id, "err", fmt.Errorf("CACHE_ROOT=%q: %w", cfg.CacheRoot, err))
+		return id
 	}
 	log.Info("generated a cache node id (CACHE_NODE_ID unset)", "node", id, "file", path)
-	return id, nil
+	return id
 }

@@ -10,8 +10,10 @@ import (
 )
 
 // verify checks a stopped cache offline and says what it found. Exit status
-// 0: consistent (or repaired); 1: problems found and not repaired, or the
-// check could not run.
+// 0: consistent (or repaired); 1: bad blocks or missing files found and not
+// repaired, or the check could not run. Stray data files (objects being
+// filled when the cache stopped uncleanly, never indexed) are reported but
+// are no problem: the next start deletes them, as does --repair.
 func verify(cfg config.Config, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -30,8 +32,12 @@ func verify(cfg config.Config, args []string, stdout, stderr io.Writer) int {
 				state = "repaired"
 			}
 		}
-		fmt.Fprintf(stdout, "%s: %s: %d objects, %d blocks checked, %d bad blocks, %d missing files, %d stray files\n",
-			r.Path, state, r.Objects, r.Blocks, r.BadBlocks, r.MissingFiles, r.OrphanFiles)
+		note := ""
+		if r.OrphanFiles > 0 && !*repair {
+			note = " (unindexed data left by an unclean stop, never served: deleted at the next start or by --repair)"
+		}
+		fmt.Fprintf(stdout, "%s: %s: %d objects, %d blocks checked, %d bad blocks, %d missing files, %d stray files%s\n",
+			r.Path, state, r.Objects, r.Blocks, r.BadBlocks, r.MissingFiles, r.OrphanFiles, note)
 		for _, k := range r.BadObjectKeys {
 			fmt.Fprintf(stdout, "  damaged: %s\n", k)
 		}

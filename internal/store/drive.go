@@ -42,6 +42,20 @@ type drive struct {
 	liveAtOpen     map[uint64]bool   // ids indexed at open, for the orphan sweep
 }
 
+// errDriveLocked is an index held by another process: two caches on one
+// drive is a configuration mistake, not a drive fault.
+var errDriveLocked = errors.New("index is locked: is another gatecache using this drive?")
+
+func newDrive(i int, spec DriveSpec, log *slog.Logger) *drive {
+	return &drive{
+		index: i, spec: spec, log: log, opened: time.Now(),
+		lru:     list.New(),
+		dirty:   make(map[*Object]struct{}),
+		touched: make(map[*Object]struct{}),
+		deleted: make(map[string]uint64),
+	}
+}
+
 func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger) (*drive, []*Object, error) {
 	if spec.Budget <= 0 {
 		return nil, nil, fmt.Errorf("drive %s: budget must be positive", spec.Path)
@@ -52,17 +66,12 @@ func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger) (*drive
 	db, err := bolt.Open(filepath.Join(spec.Path, "index.db"), 0o644, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, nil, fmt.Errorf("drive %s: index is locked: is another gatecache using this drive?", spec.Path)
+			return nil, nil, fmt.Errorf("drive %s: %w", spec.Path, errDriveLocked)
 		}
 		return nil, nil, fmt.Errorf("drive %s: open index: %w", spec.Path, err)
 	}
-	d := &drive{
-		index: i, spec: spec, db: db, log: log, opened: time.Now(),
-		lru:     list.New(),
-		dirty:   make(map[*Object]struct{}),
-		touched: make(map[*Object]struct{}),
-		deleted: make(map[string]uint64),
-	}
+	d := newDrive(i, spec, log)
+	d.db = db
 	objs, err := d.load(blockSize)
 	if err != nil {
 		db.Close()
@@ -145,6 +154,9 @@ func (d *drive) createFile(size int64) (uint64, string, error) {
 // and are left alone (file times come from a clock that can lag ours by a
 // few milliseconds, hence the margin).
 func (d *drive) removeOrphans() {
+	if d.db == nil {
+		return
+	}
 	root := filepath.Join(d.spec.Path, "data")
 	removed := 0
 	filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -28,6 +31,58 @@ const (
 	recordVersionV1 = 1
 )
 
+// keyedVersion marks a record kept under a digest of its key (see
+// indexKey): the key itself, then a record of recordVersion. It is a byte
+// no record version takes.
+const keyedVersion = 0x80
+
+// maxPlainKey is the longest cache key used as the index key as it is.
+// bbolt refuses keys over 32 KiB (and a refused key fails the whole
+// transaction); long keys also make every page they land on heavy. Longer
+// keys, and the empty key bbolt refuses too, are indexed by their SHA-256
+// behind a NUL byte, which no plain index key starts with; their record
+// carries the whole key.
+const maxPlainKey = 1024
+
+// indexKey is the key of a cache key's records in the index buckets.
+func indexKey(key string) []byte {
+	if key != "" && len(key) <= maxPlainKey && key[0] != 0 {
+		return []byte(key)
+	}
+	sum := sha256.Sum256([]byte(key))
+	return append([]byte{0}, sum[:]...)
+}
+
+// encodeEntry is the stored value of o's record: the record itself, or for
+// a key indexed by digest the key and the record.
+func encodeEntry(o *Object) []byte {
+	rec := encodeRecordLocked(o)
+	if ik := indexKey(o.key); len(ik) == len(o.key) && string(ik) == o.key {
+		return rec
+	}
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(o.key)+len(rec))
+	b = append(b, keyedVersion)
+	b = appendString(b, o.key)
+	return append(b, rec...)
+}
+
+// decodeEntry reads a stored value found under index key k.
+func decodeEntry(k, v []byte, blockSize int64) (*Object, error) {
+	key := string(k)
+	if len(v) > 0 && v[0] == keyedVersion {
+		r := &recordReader{b: v[1:]}
+		key = r.string()
+		if r.err != nil {
+			return nil, r.err
+		}
+		if !bytes.Equal(indexKey(key), k) {
+			return nil, errors.New("record key does not match its index key")
+		}
+		v = r.b
+	}
+	return decodeRecord(key, v, blockSize)
+}
+
 // maxSyncDelay bounds how long committed blocks stay out of the persisted
 // index while their object keeps being written (they are refetched after a
 // crash). atimeEvery is how often access times are written: they only order
@@ -51,26 +106,54 @@ func (d *drive) load(blockSize int64) ([]*Object, error) {
 			return err
 		}
 		var bad [][]byte
+		var moved []*Object
 		err = ob.ForEach(func(k, v []byte) error {
-			o, derr := decodeRecord(string(k), v, blockSize)
+			o, derr := decodeEntry(k, v, blockSize)
 			if derr != nil {
-				d.log.Warn("cache index: dropping unreadable record", "drive", d.spec.Path, "key", string(k), "err", derr)
+				d.log.Warn("cache index: dropping unreadable record", "drive", d.spec.Path, "key", logKey(string(k)), "err", derr)
 				bad = append(bad, k)
 				return nil
 			}
 			if a := ab.Get(k); len(a) == 8 {
 				o.atime = int64(binary.LittleEndian.Uint64(a))
 			}
+			if !bytes.Equal(indexKey(o.key), k) {
+				// A long key indexed as it is by an earlier version:
+				// move it under its digest.
+				bad, moved = append(bad, k), append(moved, o)
+			}
 			objs = append(objs, o)
 			return nil
 		})
+		if err != nil {
+			return err
+		}
 		for _, k := range bad {
 			ob.Delete(k)
 			ab.Delete(k)
 		}
-		return err
+		for _, o := range moved {
+			if err := errors.Join(ob.Put(indexKey(o.key), encodeEntry(o)), putAtime(ab, indexKey(o.key), o.atime)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return objs, err
+}
+
+func putAtime(ab *bolt.Bucket, k []byte, t int64) error {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(t))
+	return ab.Put(k, b[:])
+}
+
+// logKey shortens a key for a log line.
+func logKey(k string) string {
+	if len(k) > 256 {
+		return fmt.Sprintf("%q... (%d bytes)", k[:256], len(k))
+	}
+	return fmt.Sprintf("%q", k)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -238,7 +321,7 @@ func (s *Store) flush(force bool) error {
 				continue
 			}
 			delete(d.dirty, o)
-			b.records[o.key] = encodeRecordLocked(o)
+			b.records[o.key] = encodeEntry(o)
 			if o.dirtyData {
 				b.sync = append(b.sync, d.dataPath(o.id))
 			}
@@ -260,14 +343,22 @@ func (s *Store) flush(force bool) error {
 
 	var firstErr error
 	for _, b := range batches {
-		if err := b.commit(); err != nil && firstErr == nil {
+		if err := b.commit(s.log); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("drive %s: %w", b.d.spec.Path, err)
 		}
 	}
 	return firstErr
 }
 
-func (b *driveBatch) commit() error {
+// commit syncs the batch's data files and writes its records in one
+// transaction. A record that bbolt refuses is left out (logged), never
+// failing the others: its object stays cached until restart but is not
+// indexed, and any older record of its key is deleted so that none stands
+// for it.
+func (b *driveBatch) commit(log *slog.Logger) error {
+	if b.d.db == nil {
+		return nil // taken out of use at open: nothing is placed on it
+	}
 	for _, p := range b.sync {
 		if err := fdatasync(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -281,25 +372,27 @@ func (b *driveBatch) commit() error {
 			if _, again := b.records[k]; again {
 				continue
 			}
-			if err := ob.Delete([]byte(k)); err != nil {
-				return err
-			}
-			if err := ab.Delete([]byte(k)); err != nil {
+			if err := errors.Join(ob.Delete(indexKey(k)), ab.Delete(indexKey(k))); err != nil {
 				return err
 			}
 		}
 		for k, v := range b.records {
-			if err := ob.Put([]byte(k), v); err != nil {
-				return err
+			ik := indexKey(k)
+			if err := ob.Put(ik, v); err != nil {
+				log.Error("cache index: cannot record an object: it is not kept across a restart",
+					"drive", b.d.spec.Path, "key", logKey(k), "err", err)
+				delete(b.records, k)
+				if err := errors.Join(ob.Delete(ik), ab.Delete(ik)); err != nil {
+					return err
+				}
 			}
 		}
-		var tmp [8]byte
 		for k, t := range b.atimes {
-			if _, gone := b.records[k]; !gone && ob.Get([]byte(k)) == nil {
-				continue // removed meanwhile
+			ik := indexKey(k)
+			if _, gone := b.records[k]; !gone && ob.Get(ik) == nil {
+				continue // removed meanwhile, or not recorded
 			}
-			binary.LittleEndian.PutUint64(tmp[:], uint64(t))
-			if err := ab.Put([]byte(k), tmp[:]); err != nil {
+			if err := putAtime(ab, ik, t); err != nil {
 				return err
 			}
 		}

@@ -83,7 +83,10 @@ type Store struct {
 }
 
 // Open opens (creating if needed) every drive and loads its index. It does
-// not read object data, so it is fast however much is cached.
+// not read object data, so it is fast however much is cached. A drive that
+// cannot be opened is taken out of use (Stats reports it failed), so Open
+// fails only for a configuration mistake: no drive, a budget that is not
+// positive, or a drive whose index another process holds.
 func Open(opts Options) (*Store, error) {
 	if len(opts.Drives) == 0 {
 		return nil, errors.New("store: no drives configured")
@@ -120,9 +123,18 @@ func Open(opts Options) (*Store, error) {
 	kept := make([][]*Object, len(opts.Drives))
 	for i, spec := range opts.Drives {
 		d, objs, err := openDrive(i, spec, s.blockSize, s.log)
-		if err != nil {
+		if err != nil && (spec.Budget <= 0 || errors.Is(err, errDriveLocked)) {
 			s.closeDrives()
 			return nil, err
+		}
+		if err != nil {
+			// A drive that cannot be opened (read-only, I/O errors, a
+			// damaged index) is taken out of use as when it fails while
+			// running: content passes through, the others keep caching.
+			s.log.Error("cache drive cannot be opened: taken out of use, content is passed through uncached until restart",
+				"drive", spec.Path, "err", err)
+			d, objs = newDrive(i, spec, s.log), nil
+			d.failed = err
 		}
 		s.drives = append(s.drives, d)
 		for _, o := range objs {

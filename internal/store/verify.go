@@ -24,9 +24,12 @@ type VerifyReport struct {
 	BadObjectKeys []string
 }
 
-// OK reports whether the drive is consistent.
+// OK reports whether the drive is consistent: every indexed block is there
+// and matches its checksum. Stray (unindexed) data files do not count: they
+// are what a crash leaves of objects being filled, never served, and
+// deleted at the next start (or by a repair).
 func (r VerifyReport) OK() bool {
-	return r.BadBlocks == 0 && r.MissingFiles == 0 && r.OrphanFiles == 0
+	return r.BadBlocks == 0 && r.MissingFiles == 0
 }
 
 // Verify checks every present block of every drive of a stopped cache
@@ -98,12 +101,12 @@ func (s *Store) verifyDrive(d *drive, objs []*Object, repair bool) (VerifyReport
 	err := d.db.Update(func(tx *bolt.Tx) error {
 		ob, ab := tx.Bucket(bucketObjects), tx.Bucket(bucketAtime)
 		for _, o := range drop {
-			if err := errors.Join(ob.Delete([]byte(o.key)), ab.Delete([]byte(o.key))); err != nil {
+			if err := errors.Join(ob.Delete(indexKey(o.key)), ab.Delete(indexKey(o.key))); err != nil {
 				return err
 			}
 		}
 		for _, o := range rewrite {
-			if err := ob.Put([]byte(o.key), encodeRecordLocked(o)); err != nil {
+			if err := ob.Put(indexKey(o.key), encodeEntry(o)); err != nil {
 				return err
 			}
 		}

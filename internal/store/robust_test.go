@@ -1,0 +1,191 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// One key longer than bbolt's 32 KiB key limit (a 40 KB URL) must not make
+// the index flush fail: every other object written in the same window, and
+// the long one too, survives a restart.
+func TestOverlongKeyNeverFailsAFlush(t *testing.T) {
+	s, specs := openTest(t, 1<<20)
+	long := "example.org/" + strings.Repeat("x", 40<<10)
+	keys := []string{long}
+	for i := range 15 {
+		keys = append(keys, fmt.Sprintf("example.org/file-%d", i))
+	}
+	for _, k := range keys {
+		o, err := s.Create(k, Meta{Size: testBlock + 10, ETag: `"e"`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeBlocks(t, o, content(k, testBlock+10), 0, 1)
+		s.Lookup(k) // an access time to write too
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatalf("flush with one 40 KB key: %v", err)
+	}
+	s.Close()
+
+	s = reopen(t, specs)
+	for _, k := range keys {
+		o := s.Lookup(k)
+		if o == nil {
+			t.Fatalf("%.40s... lost across the restart", k)
+		}
+		if got := readAll(t, o); !bytes.Equal(got, content(k, testBlock+10)) || o.Key() != k || o.Meta().ETag != `"e"` {
+			t.Fatalf("%.40s...: wrong object after the restart", k)
+		}
+	}
+
+	// Removing the long key reaches the index too.
+	s.Remove(long)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = reopen(t, specs)
+	if s.Lookup(long) != nil || s.Lookup(keys[1]) == nil {
+		t.Fatal("removal of the long key not persisted, or took another key with it")
+	}
+	if st := s.Stats()[0]; st.Objects != 15 {
+		t.Fatalf("%d objects after removing one of 16", st.Objects)
+	}
+}
+
+// mountReadOnly mounts a tmpfs at dir, lets prepare write to it, and
+// remounts it read-only. Needs root; skips otherwise.
+func mountReadOnly(t *testing.T, dir string, prepare func()) {
+	t.Helper()
+	os.MkdirAll(dir, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	prepare()
+	if out, err := exec.Command("mount", "-o", "remount,ro", dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount read-only: %v %s", err, out)
+	}
+}
+
+// A drive that is read-only at startup is taken out of use, like one that
+// fails while running: the store opens, the summary sees the drive failed,
+// and new objects go to the healthy drive.
+func TestReadOnlyDriveAtStartIsTakenOutOfUse(t *testing.T) {
+	root := t.TempDir()
+	ro := filepath.Join(root, "ro")
+	roSpec := DriveSpec{Path: filepath.Join(ro, "cache1"), Budget: 1 << 20}
+	mountReadOnly(t, ro, func() {
+		// A drive that was in use before: its index exists.
+		s, err := Open(Options{Drives: []DriveSpec{roSpec}, BlockSize: testBlock, FlushInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	})
+	good := DriveSpec{Path: filepath.Join(root, "cache2"), Budget: 1 << 20}
+	s, err := Open(Options{Drives: []DriveSpec{roSpec, good}, BlockSize: testBlock, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatalf("open with one read-only drive: %v", err)
+	}
+	defer s.Close()
+	st := s.Stats()
+	if !st[0].Failed || !strings.Contains(st[0].Err, "read-only") || st[1].Failed {
+		t.Fatalf("drive states %+v, want drive 1 failed (read-only) and drive 2 in use", st)
+	}
+	for i := range 20 {
+		k := fmt.Sprintf("k%d", i)
+		o, err := s.Create(k, Meta{Size: testBlock})
+		if err != nil {
+			t.Fatalf("create %s: %v", k, err)
+		}
+		writeBlocks(t, o, content(k, testBlock), 0)
+		if !strings.HasPrefix(o.Path(), good.Path) {
+			t.Fatalf("%s placed on %s, want the healthy drive", k, o.Path())
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+
+	// With every drive read-only the store still opens; objects are not
+	// stored (the caller passes content through).
+	only, err := Open(Options{Drives: []DriveSpec{roSpec}, BlockSize: testBlock, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatalf("open with the only drive read-only: %v", err)
+	}
+	defer only.Close()
+	if _, err := only.Create("x", Meta{Size: 10}); err == nil {
+		t.Fatal("stored an object with no usable drive")
+	}
+	if err := only.Flush(); err != nil {
+		t.Fatalf("flush with no usable drive: %v", err)
+	}
+
+	// A drive directory that cannot even be created is taken out of use too.
+	missing := DriveSpec{Path: filepath.Join(ro, "cache9"), Budget: 1 << 20}
+	s3, err := Open(Options{Drives: []DriveSpec{missing, {Path: filepath.Join(root, "cache3"), Budget: 1 << 20}}, BlockSize: testBlock, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatalf("open with an uncreatable drive: %v", err)
+	}
+	defer s3.Close()
+	if st := s3.Stats(); !st[0].Failed || st[1].Failed {
+		t.Fatalf("drive states %+v", st)
+	}
+}
+
+// An index written before digest keys holds a long key (up to bbolt's
+// limit) as it is: it loads, and moves under its digest so that later
+// writes and removals find it.
+func TestLongPlainKeyFromAnEarlierIndexMoves(t *testing.T) {
+	s, specs := openTest(t, 1<<20)
+	long := "example.org/" + strings.Repeat("y", 2000)
+	o, _ := s.Create(long, Meta{Size: testBlock})
+	writeBlocks(t, o, content(long, testBlock), 0)
+	s.Lookup(long)
+	s.Close()
+
+	// Rewrite the record the way the earlier version kept it: the plain
+	// key and the bare record.
+	db, err := bolt.Open(filepath.Join(specs[0].Path, "index.db"), 0o644, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		ob, ab := tx.Bucket(bucketObjects), tx.Bucket(bucketAtime)
+		v, a := ob.Get(indexKey(long)), ab.Get(indexKey(long))
+		if v == nil || v[0] != keyedVersion || a == nil {
+			return fmt.Errorf("long key not indexed by digest: %q", v)
+		}
+		rec := bytes.Clone(v[1+len(binary.AppendUvarint(nil, uint64(len(long))))+len(long):])
+		a = bytes.Clone(a)
+		return errors.Join(ob.Delete(indexKey(long)), ab.Delete(indexKey(long)),
+			ob.Put([]byte(long), rec), ab.Put([]byte(long), a))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s = reopen(t, specs)
+	if o := s.Lookup(long); o == nil || !bytes.Equal(readAll(t, o), content(long, testBlock)) {
+		t.Fatal("long plain key from an earlier index not loaded")
+	}
+	s.Remove(long)
+	s.Close()
+	s = reopen(t, specs)
+	if s.Lookup(long) != nil {
+		t.Fatal("removal of a migrated key not persisted")
+	}
+}
