@@ -96,7 +96,9 @@ func (f *Fill) run(src Source, body io.ReadCloser, start, end int64) {
 					err = werr
 					return
 				}
-				f.advance(w.Offset())
+				if w.Remaining() > 0 {
+					f.advance(w.Offset())
+				}
 			}
 			if rerr != nil && w.Remaining() > 0 {
 				w.Abort()
@@ -111,6 +113,10 @@ func (f *Fill) run(src Source, body io.ReadCloser, start, end int64) {
 		delete(g.fills[obj], i)
 		next = i + 1
 		g.mu.Unlock()
+		// A block's last bytes are published only once it is committed:
+		// a client that has read the whole object finds every block
+		// present, so its next request is a hit, not a read along a fill.
+		f.advance(w.Offset())
 		if err = f.ctx.Err(); err != nil {
 			return
 		}

@@ -194,6 +194,11 @@ func (r *Reader) join(i int64) (*Fill, error) {
 		return nil, nil
 	}
 	f := g.fills[obj][i]
+	if f == nil && g.base.Err() != nil {
+		// Shutting down: no new fill starts, whatever a reader needs.
+		g.mu.Unlock()
+		return nil, fmt.Errorf("flight: no new fill during shutdown: %w", g.base.Err())
+	}
 	started := false
 	switch {
 	case f == nil:
