@@ -89,7 +89,13 @@ func fatal(err error) {
 
 // raiseFileLimit lifts this process's descriptor limit to its hard limit
 // (the connection flood needs tens of thousands); the nodes inherit it.
+// As root the hard limit is raised too (to 1,048,576): the campaign itself
+// holds both floods' client ends, which must not run it out of descriptors.
 func raiseFileLimit() {
+	big := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &big) == nil {
+		return
+	}
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
 		lim.Cur = lim.Max

@@ -37,9 +37,10 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 			return
 		}
 		if damaged {
-			// Served through the reader below, then dropped so that
-			// the next request stores it anew.
-			defer h.store.RemoveObject(obj)
+			// Dropped before anything is sent, so that the next
+			// request stores it anew; the reader below then passes
+			// this response through from upstream, exactly sized.
+			h.store.RemoveObject(obj)
 		}
 	}
 	if status == "" {
