@@ -71,6 +71,9 @@ type Object struct {
 	// Query, when set, is the only raw query answered: any other gets
 	// 404, as a signed URL with an expired or foreign signature does.
 	Query string
+	// OtherMethods, if non-zero, is the status that methods other than
+	// GET and HEAD get (with Header); else they get 405.
+	OtherMethods int
 }
 
 // DefaultLastModified is the Last-Modified of objects that do not set one.

@@ -28,6 +28,13 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if obj, ok := o.lookup(path); ok && obj.OtherMethods != 0 {
+			for k, v := range obj.Header {
+				w.Header()[k] = v
+			}
+			shortStatus(w, obj.OtherMethods)
+			return
+		}
 		w.Header().Set("Allow", "GET, HEAD")
 		shortStatus(w, http.StatusMethodNotAllowed)
 		return

@@ -10,6 +10,7 @@ import (
 	"gatecache/internal/freshness"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -268,8 +269,37 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, t origin.Targe
 	defer resp.Body.Close()
 	if resp.StatusCode < 400 && r.Method != http.MethodOptions && r.Method != http.MethodTrace {
 		h.store.Remove(t.Key)
+		h.invalidateLocations(t, resp.Header)
 	}
 	copyResponse(w, resp, statusMethod)
+}
+
+// invalidateLocations removes what is stored for the URIs in the Location
+// and Content-Location fields of a non-error answer to an unsafe method,
+// when they name the request's own origin (RFC 9111 §4.4): another origin's
+// content is never touched by this one's answers. The key is taken both
+// with and without the query, since whether this origin keys its query is
+// not known here; removing one too many only costs a refetch.
+func (h *Handler) invalidateLocations(t origin.Target, hdr http.Header) {
+	base, err := url.Parse(t.URL())
+	if err != nil {
+		return
+	}
+	for _, name := range []string{"Location", "Content-Location"} {
+		v := hdr.Get(name)
+		if v == "" {
+			continue
+		}
+		u, err := base.Parse(v)
+		if err != nil || !strings.EqualFold(u.Host, base.Host) || u.Scheme != base.Scheme {
+			continue
+		}
+		path := u.EscapedPath()
+		h.store.Remove(t.Alias + path)
+		if u.RawQuery != "" {
+			h.store.Remove(t.Alias + path + "?" + u.RawQuery)
+		}
+	}
 }
 
 // upstreamFailed answers a request that needed upstream when upstream could
