@@ -1,5 +1,5 @@
 // Package config reads gatecache's configuration from environment variables
-// (DESIGN.md section 2.2). MCC's variable names are used unchanged so that an
+// (the README's Configuration table). MCC's variable names are used unchanged so that an
 // IoT Edge deployment manifest written for Microsoft Connected Cache works
 // as is; gatecache-only variables fill the gaps.
 //

@@ -7,7 +7,7 @@ import (
 )
 
 // LogAttrs returns the effective configuration as slog attributes, to be
-// logged once at start (DESIGN.md 2.2). CustomerKey, SummaryAPIKey and
+// logged once at start. CustomerKey, SummaryAPIKey and
 // Proxy.Password are shown as "REDACTED" when set, so that logs shipped off
 // the gateway never carry them. Warnings are not included: log each on its
 // own line so that it stands out.

@@ -3,7 +3,7 @@ package httprange
 import "fmt"
 
 // Objects are stored as fixed-size blocks aligned on multiples of the
-// block size (DESIGN §2.4), so that any client range maps to a whole
+// block size, so that any client range maps to a whole
 // number of blocks and two clients asking for overlapping ranges share
 // the blocks they have in common.
 

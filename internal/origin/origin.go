@@ -1,6 +1,6 @@
 // Package origin maps a request on the content port to the origin the
-// content comes from and to the cache key it is stored under (DESIGN §2.3
-// and §2.4).
+// content comes from and to the cache key it is stored under (README, "How a
+// request names its origin").
 //
 // A request can name its origin in four ways, tried in this order:
 //
@@ -44,7 +44,7 @@ type Host struct {
 }
 
 // BuiltIn lists the built-in Device Update and Delivery Optimization
-// content hosts (DESIGN §2.3). They are plain http on port 80, which is
+// content hosts (listed in the README). They are plain http on port 80, which is
 // what the Device Update agent uses ("Download from MCC/CDNs | 80"), and
 // each concrete host name is its own alias. It returns a new slice on every
 // call.

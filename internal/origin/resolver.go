@@ -133,7 +133,7 @@ func (r *Resolver) match(a authority, clientScheme string) *entry {
 	return nil
 }
 
-// Resolve finds the origin of a content-port request (DESIGN §2.3), trying
+// Resolve finds the origin of a content-port request (the README lists the forms), trying
 // in order the absolute-form target, the cacheHostOrigin parameter, the
 // Host header and the first path segment. An origin named by the first two
 // that is not allowed is refused at once; a Host header that is not an

@@ -14,7 +14,7 @@ const (
 	msgRestricted = "summary is restricted to this gateway (loopback); set IS_SUMMARY_PUBLIC=true and SUMMARY_API_KEY, or IS_SUMMARY_ACCESS_UNRESTRICTED=true"
 )
 
-// guard applies DESIGN §2.5 to /summary, /metrics and the dashboard.
+// guard applies the access rules (see doc.go) to /summary, /metrics and the dashboard.
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if code, msg := s.access.check(r); code != 0 {

@@ -7,7 +7,7 @@
 //	GET /healthz   200 "ok", always open
 //	GET /readyz    200 "ok", always open
 //
-// Access to /summary, /metrics and / follows DESIGN §2.5: with
+// Access to /summary, /metrics and / follows these rules (README, "Access"): with
 // Access.Unrestricted anyone; otherwise loopback clients always, and any
 // other client that sends Access.APIKey in X-Api-Key or ?apiKey=. Public
 // only changes how a remote client without the key is refused (401 "send a
