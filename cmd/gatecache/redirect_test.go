@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -31,7 +32,11 @@ func TestRedirectsOnlyToAllowedOriginsAndNeverToTheNodeItself(t *testing.T) {
 		io.WriteString(w, "secret of a host nobody allowed")
 	}))
 	t.Cleanup(other.Close)
-	summaryAddr := chainDeadAddr(t) // the node's summary port, named in the allow list by mistake
+	// The node's summary port, named in the allow list by mistake. It is
+	// bound here and passed in by socket activation, so that no other
+	// process can take it between choosing and binding it.
+	summaryAddr, summarySocket := listenerFile(t)
+	_, contentSocket := listenerFile(t)
 	_, summaryPort, _ := net.SplitHostPort(summaryAddr)
 
 	redirects := map[string]struct {
@@ -69,10 +74,9 @@ func TestRedirectsOnlyToAllowedOriginsAndNeverToTheNodeItself(t *testing.T) {
 	t.Cleanup(origin.Close)
 	originAddr := origin.Listener.Addr().String()
 
-	n := startNode(t, chainEnv(t, originAddr, 1,
-		"SUMMARY_ADDR="+summaryAddr,
+	n := runNode(t, activatedCmd("content:summary", []*os.File{contentSocket, summarySocket}, chainEnv(t, originAddr, 1,
 		"CACHEABLE_CUSTOM_2_HOST="+summaryAddr,
-		"CACHEABLE_CUSTOM_3_HOST=localhost:"+summaryPort)...)
+		"CACHEABLE_CUSTOM_3_HOST=localhost:"+summaryPort)...))
 	if n.summary != summaryAddr {
 		t.Fatalf("summary on %s, want %s", n.summary, summaryAddr)
 	}
