@@ -20,42 +20,6 @@ import (
 	"gatecache/internal/origintest"
 )
 
-// runNode starts a prepared gatecache command (stderr not yet set) and
-// waits until it logs that it serves.
-func runNode(t *testing.T, cmd *exec.Cmd) *node {
-	t.Helper()
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &node{t: t, cmd: cmd, exited: make(chan struct{}), stderr: &lockedBuffer{}}
-	found := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			n.stderr.WriteString(sc.Text() + "\n")
-			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m
-			}
-		}
-		cmd.Wait()
-		close(n.exited)
-	}()
-	t.Cleanup(func() { n.kill(syscall.SIGKILL) })
-	select {
-	case m := <-found:
-		n.addr, n.summary = m[1], m[2]
-	case <-n.exited:
-		t.Fatalf("gatecache exited at start:\n%s", n.stderr)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("gatecache did not start:\n%s", n.stderr)
-	}
-	return n
-}
-
 // pendingRequest is a request written on a connection that no process may
 // be accepting yet.
 type pendingRequest struct {

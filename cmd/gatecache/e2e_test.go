@@ -58,14 +58,10 @@ func startNode(t *testing.T, env ...string) *node {
 	return startNodeWith(t, nil, env...)
 }
 
-// startNodeWith is startNode with the binary run through a command prefix
-// (e.g. ip netns exec NAME), which must exec it in place so that signals
-// reach gatecache itself.
-func startNodeWith(t *testing.T, prefix []string, env ...string) *node {
+// runNode starts a prepared gatecache command (stderr not yet set) and
+// waits until it logs that it serves.
+func runNode(t *testing.T, cmd *exec.Cmd) *node {
 	t.Helper()
-	argv := append(append([]string(nil), prefix...), binary)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append([]string{"LISTEN_ADDR=127.0.0.1:0", "SUMMARY_ADDR=127.0.0.1:0", "PATH=" + os.Getenv("PATH")}, env...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +92,17 @@ func startNodeWith(t *testing.T, prefix []string, env ...string) *node {
 		t.Fatalf("gatecache did not start:\n%s", n.stderr)
 	}
 	return n
+}
+
+// startNodeWith is startNode with the binary run through a command prefix
+// (e.g. ip netns exec NAME), which must exec it in place so that signals
+// reach gatecache itself.
+func startNodeWith(t *testing.T, prefix []string, env ...string) *node {
+	t.Helper()
+	argv := append(append([]string(nil), prefix...), binary)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append([]string{"LISTEN_ADDR=127.0.0.1:0", "SUMMARY_ADDR=127.0.0.1:0", "PATH=" + os.Getenv("PATH")}, env...)
+	return runNode(t, cmd)
 }
 
 // kill sends sig and waits for the process to end.

@@ -29,7 +29,7 @@ func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Targ
 	finish := h.finisher(t.Key, call)
 	defer finish(nil, errNotStored) // also on panic (client gone mid-copy)
 
-	reqHdr := upstreamHeader(r)
+	reqHdr := forwardedFields(r)
 	rangeHdr, rangeStart := discoveryRange(r, h.store.BlockSize())
 	if rangeHdr != "" {
 		reqHdr.Set("Range", rangeHdr)
@@ -212,7 +212,7 @@ type upstreamSource struct {
 	up   Upstream
 	t    origin.Target
 	meta store.Meta
-	hdr  http.Header // upstreamHeader of the request that made the source
+	hdr  http.Header // forwardedFields of the request that made the source
 }
 
 func (s *upstreamSource) Open(ctx context.Context, off, want int64) (io.ReadCloser, int64, int64, error) {

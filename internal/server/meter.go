@@ -64,8 +64,10 @@ type writerOnly struct{ http.ResponseWriter }
 // is left to answer.
 func clientGone(w http.ResponseWriter) bool {
 	m, ok := w.(*meter)
-	return ok && m.ctx != nil && m.ctx.Err() != nil
+	return ok && m.gone()
 }
+
+func (m *meter) gone() bool { return m.ctx != nil && m.ctx.Err() != nil }
 
 // statusClientGone is logged for a client that left before any byte of its
 // response was written (nginx's 499, which operators of MCC know).
@@ -80,23 +82,24 @@ const statusClientGone = 499
 // aborted=true when the response did not complete: the handler aborted it,
 // the client left, or the body is shorter than its Content-Length.
 func (h *Handler) done(m *meter, r *http.Request, start time.Time, panicked bool) {
+	if (m.status == http.StatusOK || m.status == http.StatusPartialContent) && m.alias != "" && h.recorder != nil {
+		h.recorder.Record(m.alias, m.bytes-m.miss, m.miss)
+	}
+	if h.accessLog == nil {
+		return // what follows is for the log line only
+	}
 	status := m.status
 	if status == 0 && !panicked {
 		status = http.StatusOK // net/http sends 200 for a handler that wrote nothing
 	}
-	gone := m.ctx != nil && m.ctx.Err() != nil
+	gone := m.gone()
 	if gone && m.bytes == 0 {
 		status = statusClientGone
 	}
 	aborted := panicked || gone || m.shortBody(r)
-	if (m.status == http.StatusOK || m.status == http.StatusPartialContent) && m.alias != "" && h.recorder != nil {
-		h.recorder.Record(m.alias, m.bytes-m.miss, m.miss)
-	}
-	if h.accessLog != nil {
-		h.accessLog.Info("access", "method", r.Method, "origin", m.alias, "uri", shortURI(r.URL.RequestURI()),
-			"status", status, "bytes", m.bytes, "upstream_bytes", m.miss, "aborted", aborted,
-			"cache", m.Header().Get("Cache-Status"), "ms", time.Since(start).Milliseconds())
-	}
+	h.accessLog.Info("access", "method", r.Method, "origin", m.alias, "uri", shortURI(r.URL.RequestURI()),
+		"status", status, "bytes", m.bytes, "upstream_bytes", m.miss, "aborted", aborted,
+		"cache", m.Header().Get("Cache-Status"), "ms", time.Since(start).Milliseconds())
 }
 
 // shortBody reports a body shorter than the Content-Length sent with it

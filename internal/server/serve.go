@@ -51,7 +51,7 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.T
 	if needs {
 		_, limit = obj.BlockBounds(last)
 	}
-	src := &upstreamSource{up: h.upstream, t: t, meta: meta, hdr: upstreamHeader(r)}
+	src := &upstreamSource{up: h.upstream, t: t, meta: meta, hdr: forwardedFields(r)}
 	rd := h.flights.NewReader(r.Context(), obj, src, limit, seeded)
 	http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), rd)
 	rd.Close()

@@ -253,11 +253,6 @@ func (h *Handler) looped(r *http.Request) bool {
 	return false
 }
 
-// upstreamHeader starts the header of a request this node sends upstream on
-// behalf of r: the client's end-to-end fields (see forwardedFields), with the
-// Via chain so far, to which fetch adds this node.
-func upstreamHeader(r *http.Request) http.Header { return forwardedFields(r) }
-
 // forward sends a request with another method upstream uncached and, when it
 // succeeds, invalidates the stored object (RFC 9111 §4.4).
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, t origin.Target) {

@@ -58,7 +58,7 @@ type revalidation struct {
 // shutdown ends it.
 func (h *Handler) startRevalidation(r *http.Request, t origin.Target, obj *store.Object) *revalidation {
 	meta := obj.Meta()
-	hdr := upstreamHeader(r)
+	hdr := forwardedFields(r)
 	if meta.ETag != "" {
 		hdr.Set("If-None-Match", meta.ETag)
 	}
