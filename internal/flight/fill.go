@@ -112,6 +112,7 @@ func (f *Fill) run(src Source, body io.ReadCloser, start, end int64) {
 		g.mu.Lock()
 		delete(g.fills[obj], i)
 		next = i + 1
+		f.committed = next
 		g.mu.Unlock()
 		// A block's last bytes are published only once it is committed:
 		// a client that has read the whole object finds every block

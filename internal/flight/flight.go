@@ -166,6 +166,10 @@ type Fill struct {
 	obj   *store.Object
 	first int64 // first claimed block
 	last  int64 // last block claimed so far (grows when the body goes on)
+	// committed is the first block from first on this fill has not
+	// committed (guarded by Group.mu): blocks in [first, committed) came
+	// in through it.
+	committed int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -188,7 +192,7 @@ func (g *Group) claimLocked(obj *store.Object, first, last int64) *Fill {
 		claims = make(map[int64]*Fill)
 		g.fills[obj] = claims
 	}
-	f := &Fill{g: g, obj: obj, first: first, last: first, notify: make(chan struct{}), readers: 1}
+	f := &Fill{g: g, obj: obj, first: first, last: first, committed: first, notify: make(chan struct{}), readers: 1}
 	f.written, _ = obj.BlockBounds(first)
 	claims[first] = f
 	for i := first + 1; i <= last; i++ {

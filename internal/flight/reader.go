@@ -26,11 +26,10 @@ type Reader struct {
 	ctx   context.Context
 	limit int64 // fills claim blocks up to the one holding byte limit-1
 
-	off        int64
-	presentNow []bool  // blocks present when the reader was made
-	own        []*Fill // fills this reader started: their bytes are its misses
-	file       *os.File
-	cur        *Fill // the fill this reader is registered with
+	off  int64
+	own  []*Fill // fills this reader started: their bytes are its misses
+	file *os.File
+	cur  *Fill // the fill this reader is registered with
 
 	direct    io.ReadCloser // pass-through after a storage fault
 	directOff int64
@@ -43,7 +42,7 @@ type Reader struct {
 // NewReader returns a reader of obj whose client needs bytes before limit.
 // seeded is the fill returned by Seed for the caller, or nil.
 func (g *Group) NewReader(ctx context.Context, obj *store.Object, src Source, limit int64, seeded *Fill) *Reader {
-	r := &Reader{g: g, obj: obj, src: src, ctx: ctx, limit: min(limit, obj.Size()), cur: seeded, presentNow: obj.Present()}
+	r := &Reader{g: g, obj: obj, src: src, ctx: ctx, limit: min(limit, obj.Size()), cur: seeded}
 	if seeded != nil {
 		r.own = append(r.own, seeded)
 	}
@@ -62,15 +61,17 @@ func (r *Reader) Err() error { return r.err }
 func (r *Reader) MissBytes() int64 { return r.missBytes }
 
 // fetchedHere reports whether block i came in through a fill this reader
-// started.
+// started: one that committed it. A fill only ever claims absent blocks,
+// so what it committed was fetched for this reader, however early the fill
+// finished (a seeded fill may end before the reader is made).
 func (r *Reader) fetchedHere(i int64) bool {
-	if len(r.own) == 0 || r.presentNow[i] {
+	if len(r.own) == 0 {
 		return false
 	}
-	r.g.mu.Lock() // guards the fills' claimed ranges
+	r.g.mu.Lock() // guards the fills' committed ranges
 	defer r.g.mu.Unlock()
 	for _, f := range r.own {
-		if i >= f.first && i <= f.last {
+		if i >= f.first && i < f.committed {
 			return true
 		}
 	}
