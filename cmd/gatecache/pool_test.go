@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -314,6 +315,21 @@ func TestPoolOfSiblingsFetchesEachObjectOnce(t *testing.T) {
 	for _, n := range nodes {
 		if log := n.stderr.String(); !strings.Contains(log, "this entry of UPSTREAM_HOST is this node") || strings.Contains(log, "status=508") {
 			t.Errorf("node %s did not find itself in its pool, or saw a loop:\n%s", n.addr, chainLog(n))
+		}
+	}
+}
+
+func TestBadPoolSettingsStopStartup(t *testing.T) {
+	for _, c := range []struct{ env, want string }{
+		{"UPSTREAM_POLICY=carp", `UPSTREAM_POLICY="carp": want failover (the parents in order) or hash`},
+		{"UPSTREAM_HOST=gw-a=0,gw-b", `UPSTREAM_HOST="gw-a=0,gw-b": want a weight from 1 to 1000 after "=", like gw-a=2`},
+	} {
+		cmd := exec.Command(binary)
+		cmd.Env = []string{c.env, "CACHE_ROOT=" + t.TempDir()}
+		out, err := cmd.CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+			t.Errorf("%s: %v, output %q; want exit status 2 and one line containing %q", c.env, err, out, c.want)
 		}
 	}
 }

@@ -59,6 +59,7 @@ func TestRendezvousRanksOnlyMoveTheKeysOfTheParentThatLeavesOrJoins(t *testing.T
 	for _, k := range keys {
 		share[abc[k]]++
 	}
+	t.Logf("shares of %d keys: a %d, b %d, c %d", len(keys), share[a], share[b], share[c])
 	for _, p := range []string{a, b, c} {
 		if f := float64(share[p]) / float64(len(keys)); math.Abs(f-1.0/3) > 0.03 {
 			t.Errorf("%s owns %.3f of the keys, want 1/3 ± 0.03", p, f)
@@ -79,6 +80,7 @@ func TestRendezvousRanksOnlyMoveTheKeysOfTheParentThatLeavesOrJoins(t *testing.T
 			t.Fatalf("%s: moved from %s to %s although its owner stayed", k, abc[k], ac[k])
 		}
 	}
+	t.Logf("b leaves: %d keys move, all b's", moved)
 	if moved != share[b] || moved == 0 {
 		t.Fatalf("%d keys moved, want b's %d", moved, share[b])
 	}
@@ -94,6 +96,7 @@ func TestRendezvousRanksOnlyMoveTheKeysOfTheParentThatLeavesOrJoins(t *testing.T
 			}
 		}
 	}
+	t.Logf("d joins: %d keys move, all to d", moved)
 	if f := float64(moved) / float64(len(keys)); math.Abs(f-0.25) > 0.03 {
 		t.Errorf("%.3f of the keys moved to d, want 1/4 ± 0.03", f)
 	}
@@ -108,6 +111,7 @@ func TestWeightedRendezvousSharesFollowTheWeights(t *testing.T) {
 	for _, k := range keys {
 		share[first[k]]++
 	}
+	t.Logf("weights 2,1,3: shares of %d keys %d, %d, %d", len(keys), share[parents[0]], share[parents[1]], share[parents[2]])
 	for i, p := range parents {
 		want := float64(weights[i]) / 6
 		if f := float64(share[p]) / float64(len(keys)); math.Abs(f-want) > 0.03 {
