@@ -29,7 +29,8 @@ import (
 
 // Options configures a Client. Zero values take the stated defaults.
 type Options struct {
-	// Parents are parent caches ("host:port"), tried in order with
+	// Parents are parent caches ("host:port"), tried in order (or, under
+	// the Hash policy, in the cache key's order) with
 	// GET http://parent/path?cacheHostOrigin=origin; one that fails to
 	// connect or answers 5xx is skipped and retried later with backoff.
 	// Empty: fetch from origins.
