@@ -72,6 +72,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Upstream: up, Log: log, NodeID: nodeID,
 		Freshness: &policy, MaxStale: cfg.MaxStale, NegativeTTL: negative,
 		Recorder: recorder, AccessLog: accessLog, RevalidateWait: revalidateWait,
+		FromPool: up.FromPool,
 	})
 	access := summary.Access{Unrestricted: cfg.SummaryUnrestricted, Public: cfg.SummaryPublic, APIKey: cfg.SummaryAPIKey}
 	report := summary.New(summary.Options{
@@ -191,10 +192,14 @@ func originHosts(cfg config.Config) []origin.Host {
 func fetchOptions(cfg config.Config, nodeID string, log *slog.Logger) fetch.Options {
 	opts := fetch.Options{
 		Parents: cfg.Upstreams, FallbackDirect: cfg.FallbackDirect, MaxRate: cfg.UpstreamMaxRate,
-		NodeID: nodeID, UserAgent: "gatecache", Logger: log,
+		Weights: cfg.UpstreamWeights,
+		NodeID:  nodeID, UserAgent: "gatecache", Logger: log,
 		HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.UpstreamIdleTimeout,
 		// Redirects are followed only to origins the allow list names.
 		AllowRedirect: origin.NewResolver(originHosts(cfg)).Allows,
+	}
+	if cfg.UpstreamHash {
+		opts.Policy = fetch.Hash
 	}
 	if p := cfg.Proxy; p != nil {
 		opts.Proxy = &url.URL{Scheme: "http", Host: p.Addr}

@@ -14,7 +14,7 @@
 //	CUSTOMER_ID, CACHE_NODE_ID, CUSTOMER_KEY,
 //	for N = 1..9: STORAGE_N_SIZE_GB, STORAGE_N_SIZE, STORAGE_N_PATH,
 //	UPSTREAM_HOST (or IOTEDGE_PARENTHOSTNAME), UPSTREAM_FALLBACK_DIRECT,
-//	UPSTREAM_PROXY,
+//	UPSTREAM_POLICY, UPSTREAM_PROXY,
 //	CACHEABLE_CUSTOM_N_* with an N that is not 1..999999999 (no leading zeros),
 //	for each N in increasing order: CACHEABLE_CUSTOM_N_HOST, _CANONICAL, _KEEP_QUERY,
 //	IS_SUMMARY_PUBLIC, IS_SUMMARY_ACCESS_UNRESTRICTED, SUMMARY_API_KEY,
@@ -52,6 +52,10 @@ const (
 	// Upstream timeouts must stay below it, so that the agent gets a 504
 	// (which only sends it to the origin for that download) first.
 	doBudget = 20 * time.Second
+	// maxWeight bounds a parent's weight in UPSTREAM_HOST ("gw-a=2"): a
+	// pool whose largest parent is a thousand times its smallest is a
+	// typo more likely than a plan.
+	maxWeight = 1000
 )
 
 // Config is gatecache's whole configuration. Every field documents its
@@ -73,6 +77,14 @@ type Config struct {
 	// IOTEDGE_PARENTHOSTNAME; each "host:port" (port 80 by default, IPv6
 	// as "[::1]:80"). Empty: fetch from origins.
 	Upstreams []string
+	// UpstreamWeights are the weights of Upstreams, index by index: an
+	// UPSTREAM_HOST entry "host[:port]=W" weighs W (1 to maxWeight), one
+	// without "=W" 1. Used by the hash policy only.
+	UpstreamWeights []int
+	// UpstreamHash is UPSTREAM_POLICY=hash: each cache key goes to the
+	// parent its rendezvous hash ranks first among those that answer. The
+	// default, UPSTREAM_POLICY=failover, tries the parents in order.
+	UpstreamHash bool
 
 	Proxy          *Proxy // UPSTREAM_PROXY, nil when unset
 	FallbackDirect bool   // UPSTREAM_FALLBACK_DIRECT, default false

@@ -169,13 +169,20 @@ func (r reader) upstreams(c *Config) error {
 		name = "IOTEDGE_PARENTHOSTNAME"
 		v, ok = r.get(name)
 	}
+	weighted := false
 	if ok {
 		for _, item := range strings.Split(v, ",") {
-			hp, valid := parseUpstream(strings.TrimSpace(item))
+			item, weight, valid := cutWeight(strings.TrimSpace(item))
+			if !valid {
+				return &Error{name, v, fmt.Sprintf(`a weight from 1 to %d after "=", like gw-a=2`, maxWeight)}
+			}
+			weighted = weighted || weight != 1
+			hp, valid := parseUpstream(item)
 			if !valid {
 				return &Error{name, v, "a comma-separated list of host or host:port (no scheme, no path, port 1-65535)"}
 			}
 			c.Upstreams = append(c.Upstreams, hp)
+			c.UpstreamWeights = append(c.UpstreamWeights, weight)
 		}
 	}
 	if err := r.boolVar("UPSTREAM_FALLBACK_DIRECT", &c.FallbackDirect); err != nil {
@@ -183,6 +190,51 @@ func (r reader) upstreams(c *Config) error {
 	}
 	if c.FallbackDirect && len(c.Upstreams) == 0 {
 		c.Warnings = append(c.Warnings, "UPSTREAM_FALLBACK_DIRECT has no effect without UPSTREAM_HOST: origins are fetched directly anyway")
+	}
+	return r.upstreamPolicy(c, name, v, weighted)
+}
+
+// cutWeight splits an UPSTREAM_HOST entry "host[:port][=W]" into the
+// parent and its weight (1 when none is given).
+func cutWeight(item string) (string, int, bool) {
+	host, w, found := strings.Cut(item, "=")
+	if !found {
+		return item, 1, true
+	}
+	w = strings.TrimSpace(w)
+	n, err := strconv.Atoi(w)
+	if !allDigits(w) || err != nil || n < 1 || n > maxWeight {
+		return "", 0, false
+	}
+	return strings.TrimSpace(host), n, true
+}
+
+// upstreamPolicy reads UPSTREAM_POLICY, once the parents (from hostVar,
+// value hostValue) are known: under hash every parent must be listed once,
+// since two entries for one name would be one parent with a doubled say.
+func (r reader) upstreamPolicy(c *Config, hostVar, hostValue string, weighted bool) error {
+	if v, ok := r.get("UPSTREAM_POLICY"); ok {
+		switch strings.ToLower(v) {
+		case "failover":
+		case "hash":
+			c.UpstreamHash = true
+		default:
+			return &Error{"UPSTREAM_POLICY", v, "failover (the parents in order) or hash (each key to one parent of the pool)"}
+		}
+	}
+	if c.UpstreamHash {
+		seen := map[string]bool{}
+		for _, p := range c.Upstreams {
+			if seen[p] {
+				return &Error{hostVar, hostValue, fmt.Sprintf("each parent once under UPSTREAM_POLICY=hash (%s is listed twice)", p)}
+			}
+			seen[p] = true
+		}
+		if len(c.Upstreams) == 0 {
+			c.Warnings = append(c.Warnings, "UPSTREAM_POLICY=hash has no effect without UPSTREAM_HOST: origins are fetched directly")
+		}
+	} else if weighted {
+		c.Warnings = append(c.Warnings, hostVar+" gives weights, which only UPSTREAM_POLICY=hash uses: failover tries the parents in order")
 	}
 	return nil
 }

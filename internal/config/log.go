@@ -30,6 +30,9 @@ func (c Config) LogAttrs() []slog.Attr {
 	attrs = append(attrs, slog.Group("drives", drives...))
 
 	attrs = append(attrs, slog.String("upstreams", orNone(strings.Join(c.Upstreams, ","))))
+	if c.UpstreamHash {
+		attrs = append(attrs, slog.String("upstream_policy", "hash"), slog.Any("upstream_weights", c.UpstreamWeights))
+	}
 	if c.Proxy == nil {
 		attrs = append(attrs, slog.String("proxy", "none"))
 	} else {

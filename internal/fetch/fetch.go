@@ -29,7 +29,8 @@ import (
 
 // Options configures a Client. Zero values take the stated defaults.
 type Options struct {
-	// Parents are parent caches ("host:port"), tried in order with
+	// Parents are parent caches ("host:port"), tried in order (or, under
+	// the Hash policy, in the cache key's order) with
 	// GET http://parent/path?cacheHostOrigin=origin; one that fails to
 	// connect or answers 5xx is skipped and retried later with backoff.
 	// Empty: fetch from origins.
@@ -37,6 +38,16 @@ type Options struct {
 	// FallbackDirect lets the node fetch from the origin itself when no
 	// parent answers.
 	FallbackDirect bool
+	// Policy is how a request picks among Parents: Failover (the order
+	// given, the default) or Hash (each cache key's own order, pool.go).
+	Policy Policy
+	// Weights are the parents' weights under Hash, index by index; a
+	// missing weight, or one below 1, is 1.
+	Weights []int
+	// ParentRetry is how long a parent that failed is skipped before it
+	// is tried again, doubled at each consecutive failure up to a minute;
+	// default 1 s.
+	ParentRetry time.Duration
 	// Proxy is the outbound forward proxy; its user info, if any, is sent
 	// as Proxy-Authorization. Plain-HTTP requests go to it in absolute
 	// form, HTTPS ones through CONNECT (Go's http.Transport does both).
@@ -128,8 +139,12 @@ func New(opts Options) *Client {
 	}
 	c := &Client{opts: opts, parentSet: map[string]bool{}, origins: map[string]*upstream{}}
 	c.base, c.closeBase = context.WithCancelCause(context.Background())
-	for _, p := range opts.Parents {
-		c.parents = append(c.parents, &upstream{name: p, parent: true})
+	for i, p := range opts.Parents {
+		u := &upstream{name: p, parent: true, retry: opts.ParentRetry, weight: 1, seed: nameSeed(p)}
+		if i < len(opts.Weights) && opts.Weights[i] > 1 {
+			u.weight = opts.Weights[i]
+		}
+		c.parents = append(c.parents, u)
 		c.parentSet[p] = true
 	}
 	if opts.MaxRate > 0 {
@@ -173,8 +188,12 @@ func New(opts Options) *Client {
 
 // route lists where a request for t may go now, in order: the parents not
 // in backoff (or, when all are, the one to retry first), then the origin
-// when there is no parent or fallback is allowed.
+// when there is no parent or fallback is allowed. Under the hash policy
+// the parents come in t's own order (hashRoute).
 func (c *Client) route(t origin.Target) []*upstream {
+	if c.opts.Policy == Hash && len(c.parents) > 0 {
+		return c.hashRoute(t)
+	}
 	now := time.Now()
 	var out []*upstream
 	for _, p := range c.parents {
@@ -183,7 +202,9 @@ func (c *Client) route(t origin.Target) []*upstream {
 		}
 	}
 	if len(out) == 0 && len(c.parents) > 0 && !c.opts.FallbackDirect {
-		out = append(out, c.soonest())
+		if p := c.soonest(); p != nil {
+			out = append(out, p)
+		}
 	}
 	if len(c.parents) == 0 || c.opts.FallbackDirect {
 		out = append(out, c.origin(t.Host))
@@ -213,10 +234,16 @@ func (c *Client) origin(host string) *upstream {
 	return u
 }
 
+// soonest returns the parent whose backoff ends first (this node itself
+// excluded), nil when there is none.
 func (c *Client) soonest() *upstream {
-	best, bestAt := c.parents[0], c.parents[0].nextTry()
-	for _, p := range c.parents[1:] {
-		if at := p.nextTry(); at.Before(bestAt) {
+	var best *upstream
+	var bestAt time.Time
+	for _, p := range c.parents {
+		if p.self.Load() {
+			continue
+		}
+		if at := p.nextTry(); best == nil || at.Before(bestAt) {
 			best, bestAt = p, at
 		}
 	}
@@ -244,6 +271,9 @@ func (c *Client) upstreamURL(u *upstream, t origin.Target) string {
 func (c *Client) Do(ctx context.Context, method string, t origin.Target, h http.Header) (*http.Response, error) {
 	var lastErr error
 	route := c.route(t)
+	if len(route) == 0 {
+		return nil, noRoute(t)
+	}
 	deadline := time.Now().Add(c.opts.HeaderTimeout) // one budget for every upstream tried
 	for i, u := range route {
 		if i > 0 && !time.Now().Before(deadline) {
@@ -282,7 +312,11 @@ func (c *Client) Do(ctx context.Context, method string, t origin.Target, h http.
 // to the first usable upstream, without hop-by-hop fields (RFC 9110
 // §7.6.1). A body can be sent once, so there is no failover.
 func (c *Client) Forward(r *http.Request, t origin.Target) (*http.Response, error) {
-	u := c.route(t)[0]
+	route := c.route(t)
+	if len(route) == 0 {
+		return nil, noRoute(t)
+	}
+	u := route[0]
 	req, err := http.NewRequestWithContext(r.Context(), r.Method, c.upstreamURL(u, t), r.Body)
 	if err != nil {
 		return nil, err

@@ -62,7 +62,8 @@ func (c *Client) parentOf(first *http.Request) *upstream {
 }
 
 // SetSelf records the addresses this node listens on: redirects to them are
-// never followed. Call it once the listeners are open (their ports may have
+// never followed, and under the hash policy a parent at one of them is this
+// node itself (findSelf). Call it once the listeners are open (their ports may have
 // been chosen by the system).
 func (c *Client) SetSelf(addrs ...net.Addr) {
 	var self []netip.AddrPort
@@ -72,6 +73,9 @@ func (c *Client) SetSelf(addrs ...net.Addr) {
 		}
 	}
 	c.self.Store(&self)
+	if c.opts.Policy == Hash {
+		c.findSelf()
+	}
 }
 
 // toSelf reports whether u leads to one of this node's listeners: its port
@@ -80,37 +84,45 @@ func (c *Client) SetSelf(addrs ...net.Addr) {
 // any address of this machine. A name that cannot be resolved counts as
 // ours: what cannot be told apart is not followed.
 func (c *Client) toSelf(ctx context.Context, u *url.URL) bool {
-	self := c.self.Load()
-	if self == nil {
-		return false
-	}
-	port := 80
+	port := "80"
 	if u.Scheme == "https" {
-		port = 443
+		port = "443"
 	}
 	if p := u.Port(); p != "" {
-		n, err := strconv.ParseUint(p, 10, 16)
-		if err != nil {
-			return true // not a port anything listens on; not followed
-		}
-		port = int(n)
+		port = p
+	}
+	self, err := c.listensOn(ctx, u.Hostname(), port)
+	return self || err != nil
+}
+
+// listensOn reports whether host:port leads to one of this node's
+// listeners (see toSelf); err when the port is no port or the name cannot
+// be resolved, which callers weigh each their own way.
+func (c *Client) listensOn(ctx context.Context, host, portText string) (bool, error) {
+	self := c.self.Load()
+	if self == nil {
+		return false, nil
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		return false, fmt.Errorf("port %q: %w", portText, err)
 	}
 	var listeners []netip.Addr
 	for _, ap := range *self {
-		if int(ap.Port()) == port {
+		if uint64(ap.Port()) == port {
 			listeners = append(listeners, ap.Addr().Unmap())
 		}
 	}
 	if len(listeners) == 0 {
-		return false
+		return false, nil
 	}
 	var ips []netip.Addr
-	if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
+	if ip, err := netip.ParseAddr(host); err == nil {
 		ips = []netip.Addr{ip.WithZone("")}
 	} else {
-		found, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
+		found, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		if err != nil {
-			return true
+			return false, err
 		}
 		ips = found
 	}
@@ -119,13 +131,13 @@ func (c *Client) toSelf(ctx context.Context, u *url.URL) bool {
 		for _, l := range listeners {
 			switch {
 			case ip == l, ip.IsUnspecified():
-				return true
+				return true, nil
 			case l.IsUnspecified() && (ip.IsLoopback() || localAddr(ip)):
-				return true
+				return true, nil
 			}
 		}
 	}
-	return false
+	return false, nil
 }
 
 // localAddr reports whether ip is assigned to an interface of this machine.

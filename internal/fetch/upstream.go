@@ -17,6 +17,13 @@ import (
 type upstream struct {
 	name   string // parent "host:port", or the origin host
 	parent bool
+	retry  time.Duration // first backoff after a failure; 0: minBackoff
+
+	// Under the hash policy (pool.go): the parent's weight, the hash of
+	// its name, and whether it is this node itself.
+	weight int
+	seed   uint64
+	self   atomic.Bool
 
 	requests atomic.Int64
 	failures atomic.Int64
@@ -29,6 +36,8 @@ type upstream struct {
 	downLogd bool
 }
 
+// A failed upstream is skipped for minBackoff (Options.ParentRetry for
+// parents), doubled at each consecutive failure up to maxBackoff.
 const (
 	minBackoff = time.Second
 	maxBackoff = time.Minute
@@ -53,7 +62,11 @@ func (u *upstream) fail(err string, log *slog.Logger) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.failed++
-	backoff := min(minBackoff<<min(u.failed-1, 10), maxBackoff)
+	first := u.retry
+	if first <= 0 {
+		first = minBackoff
+	}
+	backoff := min(first<<min(u.failed-1, 10), max(maxBackoff, first))
 	u.retryAt = time.Now().Add(backoff)
 	u.lastErr = err
 	if u.parent && !u.downLogd {

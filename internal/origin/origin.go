@@ -108,6 +108,10 @@ type Target struct {
 	// Key is the cache key: Alias + Path, plus "?" + Query when the host
 	// keeps its query and Query is not empty.
 	Key string
+	// FromPool marks a request that a node of this node's own parent
+	// pool forwarded here (fetch.Client.FromPool): the upstream client
+	// never hashes it back into the pool. Set by the content handler.
+	FromPool bool
 }
 
 // URL is the upstream URL: Scheme://Host + Path [+ "?" + Query].

@@ -54,6 +54,10 @@ type Options struct {
 	Recorder Recorder
 	// AccessLog receives one line per request; nil: no access log.
 	AccessLog *slog.Logger
+	// FromPool reports whether a request was sent here by a node of this
+	// node's own parent pool (fetch.Client.FromPool), which the upstream
+	// client must not hash back into the pool; nil: never.
+	FromPool func(r *http.Request) bool
 }
 
 // Recorder counts served bytes per canonical origin (summary.Recorder).
@@ -74,6 +78,7 @@ type Handler struct {
 	negative  *negativeCache
 	recorder  Recorder
 	accessLog *slog.Logger
+	fromPool  func(r *http.Request) bool
 
 	revalidateWait time.Duration // Options.RevalidateWait (swr.go)
 }
@@ -97,6 +102,7 @@ func New(o Options) *Handler {
 		resolver: o.Resolver, store: o.Store, flights: o.Flights, upstream: o.Upstream, log: o.Log,
 		nodeID: o.NodeID, policy: policy, maxStale: o.MaxStale, negative: newNegativeCache(o.NegativeTTL),
 		recorder: o.Recorder, accessLog: o.AccessLog, revalidateWait: o.RevalidateWait,
+		fromPool: o.FromPool,
 	}
 }
 
@@ -152,6 +158,9 @@ func (h *Handler) serve(w *meter, r *http.Request) {
 		return
 	}
 	w.alias = t.Alias
+	// Decided once from the client's request: every upstream request made
+	// for it (discovery, block fills, revalidation) routes the same way.
+	t.FromPool = h.fromPool != nil && h.fromPool(r)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		h.serveCached(w, r, t)
