@@ -4,6 +4,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gatecache/internal/fetch"
+	"gatecache/internal/flight"
+	"gatecache/internal/store"
 )
 
 // goldenSources covers every figure the report and the metrics show: a
@@ -12,12 +16,12 @@ import (
 // (one JSON row each, one merged metric series).
 func goldenSources() *fakeSources {
 	return &fakeSources{
-		drives: []Drive{{Index: 1, Path: "/nginx/cache1", SizeBytes: 10e9, UsedBytes: 4e9, Objects: 12, Evictions: 3, VerifyFailures: 1},
-			{Index: 3, Path: "/nginx/cache3", SizeBytes: 5e9, Failed: true, Error: "disk full"}},
-		upstreams: []Upstream{{Name: "gw-a", Parent: true, Requests: 9, Failures: 2, Bytes: 4096, Down: true, LastError: "connect: refused"},
+		drives: []Drive{{Index: 1, DriveStats: store.DriveStats{Path: "/nginx/cache1", SizeBytes: 10e9, UsedBytes: 4e9, Objects: 12, Evictions: 3, VerifyFailures: 1}},
+			{Index: 3, DriveStats: store.DriveStats{Path: "/nginx/cache3", SizeBytes: 5e9, Failed: true, Err: "disk full"}}},
+		upstreams: []fetch.UpstreamStats{{Name: "gw-a", Parent: true, Requests: 9, Failures: 2, Bytes: 4096, Down: true, LastError: "connect: refused"},
 			{Name: "deb.debian.org", Requests: 1, Bytes: 10},
 			{Name: "deb.debian.org", Requests: 2, Failures: 1, Bytes: 5, Down: true, LastError: "reset"}},
-		fills: Fills{Active: 2, Coalesced: 7},
+		fills: flight.Stats{ActiveFills: 2, Coalesced: 7},
 	}
 }
 

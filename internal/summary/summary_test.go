@@ -10,6 +10,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gatecache/internal/fetch"
+	"gatecache/internal/flight"
+	"gatecache/internal/store"
 )
 
 // clock is a settable Options.Now, so tests decide where periods end.
@@ -27,13 +31,13 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 // fakeSources returns fixed snapshots.
 type fakeSources struct {
 	drives    []Drive
-	upstreams []Upstream
-	fills     Fills
+	upstreams []fetch.UpstreamStats
+	fills     flight.Stats
 }
 
-func (f *fakeSources) Drives() []Drive       { return f.drives }
-func (f *fakeSources) Upstreams() []Upstream { return f.upstreams }
-func (f *fakeSources) Fills() Fills          { return f.fills }
+func (f *fakeSources) Drives() []Drive                  { return f.drives }
+func (f *fakeSources) Upstreams() []fetch.UpstreamStats { return f.upstreams }
+func (f *fakeSources) Fills() flight.Stats              { return f.fills }
 
 // get serves path from a loopback client, which the default Access lets in.
 func get(t *testing.T, h http.Handler, path string) *httptest.ResponseRecorder {
@@ -184,11 +188,11 @@ func TestHistory(t *testing.T) {
 
 func TestSourcesInReport(t *testing.T) {
 	src := &fakeSources{
-		drives: []Drive{{Index: 1, Path: "/nginx/cache1", SizeBytes: 10e9, UsedBytes: 4e9, Objects: 12, Evictions: 3, VerifyFailures: 1},
-			{Index: 2, Path: "/nginx/cache2", SizeBytes: 5e9, Failed: true, Error: "disk full"}},
-		upstreams: []Upstream{{Name: "gw-a", Parent: true, Requests: 9, Failures: 2, Bytes: 4096, Down: true, LastError: "connect: refused"},
+		drives: []Drive{{Index: 1, DriveStats: store.DriveStats{Path: "/nginx/cache1", SizeBytes: 10e9, UsedBytes: 4e9, Objects: 12, Evictions: 3, VerifyFailures: 1}},
+			{Index: 2, DriveStats: store.DriveStats{Path: "/nginx/cache2", SizeBytes: 5e9, Failed: true, Err: "disk full"}}},
+		upstreams: []fetch.UpstreamStats{{Name: "gw-a", Parent: true, Requests: 9, Failures: 2, Bytes: 4096, Down: true, LastError: "connect: refused"},
 			{Name: "deb.debian.org", Requests: 1, Bytes: 10}},
-		fills: Fills{Active: 2, Coalesced: 7},
+		fills: flight.Stats{ActiveFills: 2, Coalesced: 7},
 	}
 	clk := newClock()
 	s := New(Options{Sources: src, Now: clk.Now})
