@@ -101,12 +101,11 @@ func (e *entry) matches(a authority, clientScheme string) bool {
 
 // target builds the Target of a request matched by e. name is the
 // concrete host name the client used (that of a wildcard's match).
-func (e *entry) target(form Form, name, path, query string) Target {
+func (e *entry) target(name, path, query string) Target {
 	if e.suffix == "" {
 		name = e.Name
 	}
 	t := Target{
-		Form:   form,
 		Scheme: e.scheme,
 		Host:   joinHostPort(name, e.Port),
 		Alias:  e.Canonical,
@@ -168,7 +167,7 @@ func (r *Resolver) Resolve(req *http.Request) (Target, error) {
 	}
 	if a, err := parseAuthority(req.Host); err == nil {
 		if e := r.match(a, clientScheme); e != nil {
-			return e.target(FormHost, a.name, path, query), nil
+			return e.target(a.name, path, query), nil
 		}
 	}
 	if t, ok := r.pathPrefix(path, query); ok {
@@ -181,28 +180,10 @@ func (r *Resolver) Resolve(req *http.Request) (Target, error) {
 	return Target{}, &NotAllowedError{Host: host}
 }
 
-// ResolveURL resolves an absolute http or https URL as Resolve resolves an
-// absolute-form request-target: for a warm-up list, or the Location of a
-// redirect. A fragment is ignored.
-func (r *Resolver) ResolveURL(raw string) (Target, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return Target{}, badRequest("invalid URL %q", raw)
-	}
-	if !u.IsAbs() || u.Host == "" {
-		return Target{}, badRequest("%q is not an absolute http(s) URL", raw)
-	}
-	query, origins, err := splitQuery(u.RawQuery)
-	if err != nil {
-		return Target{}, err
-	}
-	return r.absolute(u, query, origins)
-}
-
 // Allows reports whether the absolute http(s) URL u names an allowed origin
 // by its own host and port: whether a redirect to u may be followed. Unlike
-// ResolveURL it ignores any cacheHostOrigin parameter, since u's host is the
-// one that would be contacted.
+// an absolute-form request it ignores any cacheHostOrigin parameter, since
+// u's host is the one that would be contacted.
 func (r *Resolver) Allows(u *url.URL) bool {
 	if u == nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Host == "" {
 		return false
@@ -257,7 +238,7 @@ func (r *Resolver) absolute(u *url.URL, query string, origins []string) (Target,
 		}
 		return Target{}, &NotAllowedError{Host: a.String()}
 	}
-	return e.target(FormAbsolute, a.name, path, query), nil
+	return e.target(a.name, path, query), nil
 }
 
 // fromQuery resolves the cacheHostOrigin form. The parameter holds the
@@ -285,7 +266,7 @@ func (r *Resolver) fromQuery(origins []string, path, query string) (Target, erro
 	if e == nil {
 		return Target{}, &NotAllowedError{Host: a.String()}
 	}
-	return e.target(FormQuery, a.name, path, query), nil
+	return e.target(a.name, path, query), nil
 }
 
 // pathPrefix resolves "/host/path": the first segment names a configured
@@ -304,14 +285,14 @@ func (r *Resolver) pathPrefix(path, query string) (Target, bool) {
 	if a, err := parseAuthority(seg); err == nil {
 		for i := range r.entries {
 			if e := &r.entries[i]; e.suffix == "" && e.matches(a, "http") {
-				return e.target(FormPathPrefix, a.name, rest, query), true
+				return e.target(a.name, rest, query), true
 			}
 		}
 	}
 	seg = lowerHost(seg)
 	for i := range r.entries {
 		if e := &r.entries[i]; e.suffix == "" && e.Canonical == seg {
-			return e.target(FormPathPrefix, e.Name, rest, query), true
+			return e.target(e.Name, rest, query), true
 		}
 	}
 	return Target{}, false
