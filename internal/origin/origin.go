@@ -13,6 +13,11 @@
 //  4. the first path segment, "GET /repo.com/a" (apt-cacher-ng style).
 //
 // Only configured origins are served: the cache is never an open proxy.
+//
+// The package also reads host names as the configuration writes them
+// (ParseHost, ParseHostPort, DefaultAlias; internal/config calls them), so
+// that one set of rules decides what an operator can allow and what a
+// client can name.
 package origin
 
 import "fmt"

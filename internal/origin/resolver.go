@@ -27,16 +27,17 @@ type Resolver struct {
 // the scheme's default is dropped, and hosts whose Name is empty are
 // ignored.
 //
-// A wildcard host whose Canonical is the pattern itself ("*.suffix", which
-// is what internal/config fills in when CACHEABLE_CUSTOM_N_CANONICAL is
-// unset) is treated as having no alias, so that each concrete host under
-// it keeps its own content rather than all sharing one key space.
+// A wildcard host whose Canonical is the pattern itself, with or without
+// its port (its DefaultAlias, which internal/config fills in when
+// CACHEABLE_CUSTOM_N_CANONICAL is unset), is treated as having no alias,
+// so that each concrete host under it keeps its own content rather than
+// all sharing one key space.
 func NewResolver(hosts []Host) *Resolver {
 	r := &Resolver{}
 	for _, h := range append(append([]Host(nil), hosts...), BuiltIn()...) {
-		e := entry{Host: h, scheme: "http", defaultPort: "80"}
+		e := entry{Host: h, scheme: "http", defaultPort: defaultPort(h.TLS)}
 		if h.TLS {
-			e.scheme, e.defaultPort = "https", "443"
+			e.scheme = "https"
 		}
 		name := h.Name
 		if strings.HasPrefix(name, "[") && strings.HasSuffix(name, "]") {
@@ -58,7 +59,7 @@ func NewResolver(hosts []Host) *Resolver {
 			e.ip, e.Name = ip, ip.String()
 		}
 		e.Canonical = lowerHost(h.Canonical)
-		if e.suffix != "" && (e.Canonical == e.Name || e.Canonical == aliasOf(e.Name, e.Port)) {
+		if e.suffix != "" && (e.Canonical == e.Name || e.Canonical == e.DefaultAlias()) {
 			e.Canonical = ""
 		}
 		r.entries = append(r.entries, e)
@@ -82,10 +83,7 @@ func (e *entry) matches(a authority, clientScheme string) bool {
 	case a.name != e.Name:
 		return false
 	}
-	clientDefault := "80"
-	if clientScheme == "https" {
-		clientDefault = "443"
-	}
+	clientDefault := defaultPort(clientScheme == "https")
 	port := a.port
 	if port == "" {
 		port = clientDefault
@@ -254,7 +252,7 @@ func (r *Resolver) fromQuery(origins []string, path, query string) (Target, erro
 		if err != nil {
 			return Target{}, badRequest("cacheHostOrigin %q: %v", v, err)
 		}
-		if b.port == "80" {
+		if b.port == defaultPort(false) {
 			b.port = "" // so that "repo.com" and "repo.com:80" agree
 		}
 		if i > 0 && b != a {

@@ -20,7 +20,8 @@ var testHosts = []Host{
 	{Name: "10.0.0.5", Var: "CACHEABLE_CUSTOM_7_HOST"},
 	{Name: "::1", Port: "8443", Var: "CACHEABLE_CUSTOM_8_HOST"},
 	{Name: "*.wild.example", Canonical: "wild", Var: "CACHEABLE_CUSTOM_9_HOST"},
-	// internal/config fills in the pattern itself as a wildcard's alias.
+	// A wildcard whose alias is its DefaultAlias, the pattern itself (as
+	// internal/config fills it in).
 	{Name: "*.cfg.example", Canonical: "*.cfg.example", Var: "CACHEABLE_CUSTOM_10_HOST"},
 	{Name: "tls.example", Port: "8443", TLS: true, Var: "CACHEABLE_CUSTOM_11_HOST"},
 	{Name: "plain80.example", Port: "80", Var: "CACHEABLE_CUSTOM_12_HOST"},
