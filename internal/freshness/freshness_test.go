@@ -138,3 +138,26 @@ func TestMatchIsPathMatch(t *testing.T) {
 		}
 	}
 }
+
+// Policy's zero values, as its documentation states them: nil lists are
+// the built-in ones, a zero HeuristicMax is 24 h, and a zero IndexMaxAge
+// is no window (not DefaultPolicy's 10 s).
+func TestZeroPolicy(t *testing.T) {
+	var zero Policy
+	def := DefaultPolicy()
+	for _, c := range [][2]string{
+		{"deb.debian.org", "/debian/dists/stable/InRelease"}, {"deb.debian.org", "/pool/main/a/a_1.deb"},
+		{"x.dl.adu.microsoft.com", "/f"}, {"repo.example", "/by-hash/SHA256/ab"}, {"repo.example", "/other.txt"},
+	} {
+		if got, want := zero.Classify(c[0], c[1]), def.Classify(c[0], c[1]); got != want {
+			t.Errorf("Policy{}.Classify(%q, %q) = %v, want %v as DefaultPolicy", c[0], c[1], got, want)
+		}
+	}
+	old := hdr("Date", t0.Format(http.TimeFormat), "Last-Modified", t0.Add(-1000*24*time.Hour).Format(http.TimeFormat))
+	if d, _ := zero.Lifetime(Other, old); d != 24*time.Hour {
+		t.Errorf("Policy{} heuristic lifetime %v, want the 24 h default cap", d)
+	}
+	if d, _ := zero.Lifetime(Index, hdr("Date", t0.Format(http.TimeFormat))); d != 0 {
+		t.Errorf("Policy{} index lifetime %v, want 0 (no window)", d)
+	}
+}
