@@ -36,7 +36,9 @@ type Host struct {
 	TLS bool
 	// Canonical is the cache-key alias: hosts with one alias share content.
 	// "" means Name, plus ":"+Port when Port is set and not the scheme's
-	// default; for a wildcard, the concrete name the client used.
+	// default; for a wildcard, the concrete name the client used. A
+	// wildcard's own pattern, with or without its port (DefaultAlias),
+	// means the same as "".
 	Canonical string
 	// KeepQuery makes the query string part of the cache key.
 	KeepQuery bool
