@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Two-level chain benchmark: cold-miss throughput of a single gatecache node
 # (from the origin) next to that of a cold leaf whose parent already holds
-# the object, in one run, on loopback. Uses the harness in ../shared/bench.
+# the object, in one run, on loopback.
 #
-#   bench/chain.sh [SIZE]        # default 256MiB
+#   HARNESS=DIR bench/chain.sh [SIZE]        # default 256MiB
+#
+# HARNESS is a Go module with two commands: cmd/origin, an HTTP origin
+# serving deterministic objects of any size (-listen ADDR -max-lifetime D),
+# and cmd/loadgen, which fetches them through a cache and prints one result
+# line (-target ADDR -origin ADDR -mode query -size SIZE -objects N
+# -scenario NAME -prefix P [-origin-stats ADDR]).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-harness=${HARNESS:-$here/../shared/bench}
+harness=${HARNESS:?set HARNESS to the directory of the benchmark harness (cmd/origin, cmd/loadgen)}
 size=${1:-256MiB}
 work=$(mktemp -d /tmp/gatecache-chain.XXXXXX)
 bin=$work/bin

@@ -421,7 +421,11 @@ func TestSystemdSocket(t *testing.T) {
 			t.Errorf("%s: no [%s] section", socketFile, s)
 		}
 	}
-	summary := config.Default().SummaryAddr
+	defaults, err := config.FromEnv(func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	summary := defaults.SummaryAddr
 	want := []string{"80", summary[strings.LastIndex(summary, ":")+1:]}
 	if got := u["Socket"]["ListenStream"]; !slices.Equal(got, want) {
 		t.Errorf("ListenStream=%q, want %q in this order (content, then summary)", got, want)

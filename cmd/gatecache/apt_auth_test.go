@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -129,10 +127,6 @@ func (o *aptAuthOrigin) counts() (ok, refused int) {
 
 func aptServeAuth(t *testing.T, dir, user, password string) *aptAuthOrigin {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	o := &aptAuthOrigin{}
 	files := http.FileServer(http.Dir(dir))
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -154,13 +148,6 @@ func aptServeAuth(t *testing.T, dir, user, password string) *aptAuthOrigin {
 		}
 		files.ServeHTTP(w, r)
 	})
-	o.aptOrigin = &aptOrigin{addr: ln.Addr().String(), srv: &http.Server{Handler: h}, done: make(chan struct{})}
-	go func() {
-		defer close(o.done)
-		if err := o.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("origin: %v", err)
-		}
-	}()
-	t.Cleanup(o.stop)
+	o.aptOrigin = aptServeHandler(t, h)
 	return o
 }

@@ -185,12 +185,17 @@ type aptOrigin struct {
 }
 
 func aptServe(t *testing.T, dir string) *aptOrigin {
+	return aptServeHandler(t, http.FileServer(http.Dir(dir)))
+}
+
+// aptServeHandler serves h as the origin, on a loopback port of its own.
+func aptServeHandler(t *testing.T, h http.Handler) *aptOrigin {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &aptOrigin{addr: ln.Addr().String(), srv: &http.Server{Handler: http.FileServer(http.Dir(dir))}, done: make(chan struct{})}
+	o := &aptOrigin{addr: ln.Addr().String(), srv: &http.Server{Handler: h}, done: make(chan struct{})}
 	go func() {
 		defer close(o.done)
 		if err := o.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -18,7 +18,7 @@ const aptIndexMaxAge = 2 * time.Second
 // their HTTP proxy and with the origin as the first path segment. A new
 // version published at the origin reaches apt through the cache; with the
 // origin gone, apt-get update and apt-get install --download-only of the
-// cached package still succeed (issue 4, "How it is checked").
+// cached package still succeed.
 func TestAptThroughTheCache(t *testing.T) {
 	aptRequireTools(t)
 	key := aptNewKey(t)

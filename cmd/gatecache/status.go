@@ -12,8 +12,9 @@ import (
 	"gatecache/internal/summary"
 )
 
-// nodeSources adapts the store, upstream client and fill group to what the
-// summary reports.
+// nodeSources hands the summary the store's, the upstream client's and the
+// fill group's own figures; the one thing it adds is each drive's number
+// in the configuration, which the store does not know.
 type nodeSources struct {
 	store    *store.Store
 	upstream *fetch.Client
@@ -25,31 +26,14 @@ func (n nodeSources) Drives() []summary.Drive {
 	stats := n.store.Stats()
 	out := make([]summary.Drive, len(stats))
 	for i, d := range stats {
-		out[i] = summary.Drive{
-			Index: n.drives[i].Index, Path: d.Path, SizeBytes: d.SizeBytes, UsedBytes: d.UsedBytes,
-			Objects: d.Objects, Evictions: d.Evictions, VerifyFailures: d.VerifyFailures,
-			Failed: d.Failed, Error: d.Err,
-		}
+		out[i] = summary.Drive{Index: n.drives[i].Index, DriveStats: d}
 	}
 	return out
 }
 
-func (n nodeSources) Upstreams() []summary.Upstream {
-	stats := n.upstream.Stats()
-	out := make([]summary.Upstream, len(stats))
-	for i, u := range stats {
-		out[i] = summary.Upstream{
-			Name: u.Name, Parent: u.Parent, Requests: u.Requests, Failures: u.Failures,
-			Bytes: u.Bytes, Down: u.Down, LastError: u.LastError,
-		}
-	}
-	return out
-}
+func (n nodeSources) Upstreams() []fetch.UpstreamStats { return n.upstream.Stats() }
 
-func (n nodeSources) Fills() summary.Fills {
-	st := n.flights.Stats()
-	return summary.Fills{Active: st.ActiveFills, Coalesced: st.Coalesced}
-}
+func (n nodeSources) Fills() flight.Stats { return n.flights.Stats() }
 
 // statusHandler serves the summary port: the report, metrics, health and
 // dashboard, plus Go's profiler when GATECACHE_PPROF is set (for

@@ -222,13 +222,3 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}
 	return c, nil
 }
-
-// Default returns the configuration of an empty environment.
-func Default() Config {
-	c, err := FromEnv(func(string) (string, bool) { return "", false })
-	if err != nil {
-		// The defaults are constants; failing here is a bug in this package.
-		panic("config: defaults are invalid: " + err.Error())
-	}
-	return c
-}

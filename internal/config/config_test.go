@@ -50,9 +50,6 @@ func TestDefaults(t *testing.T) {
 	if got := mustFromEnv(t, nil); !reflect.DeepEqual(got, want) {
 		t.Errorf("FromEnv(empty) =\n%+v\nwant\n%+v", got, want)
 	}
-	if got := Default(); !reflect.DeepEqual(got, want) {
-		t.Errorf("Default() =\n%+v\nwant\n%+v", got, want)
-	}
 	// Blank values mean "unset" (manifests carry "value": "").
 	if got := mustFromEnv(t, map[string]string{"LISTEN_ADDR": "", "STORAGE_1_SIZE_GB": "  ", "LOG_FORMAT": ""}); !reflect.DeepEqual(got, want) {
 		t.Errorf("FromEnv(blank values) =\n%+v\nwant\n%+v", got, want)
@@ -355,7 +352,7 @@ func TestLogAttrsRedacts(t *testing.T) {
 	}
 	// Unset secrets show as empty, so an operator can tell "unset" from "set".
 	var out bytes.Buffer
-	slog.New(slog.NewJSONHandler(&out, nil)).LogAttrs(t.Context(), slog.LevelInfo, "config", Default().LogAttrs()...)
+	slog.New(slog.NewJSONHandler(&out, nil)).LogAttrs(t.Context(), slog.LevelInfo, "config", mustFromEnv(t, nil).LogAttrs()...)
 	for _, want := range []string{`"customer_key":""`, `"proxy":"none"`, `"max_stale":"unlimited"`, `"custom_hosts":"none"`,
 		`"upstream_header_timeout":15000000000`, `"upstream_idle_timeout":15000000000`, `"revalidate_wait":3000000000`} {
 		if !strings.Contains(out.String(), want) {
@@ -374,7 +371,7 @@ func TestFreshnessVariables(t *testing.T) {
 	if c.IndexMaxAge != time.Minute || c.NegativeMaxAge != 0 || len(c.IndexPatterns) != 2 || c.IndexPatterns[1] != "Packages*" || c.PayloadPatterns[0] != "*.deb" {
 		t.Fatalf("got %v %v %q %q", c.IndexMaxAge, c.NegativeMaxAge, c.IndexPatterns, c.PayloadPatterns)
 	}
-	if d := Default(); d.IndexMaxAge != 10*time.Second || d.NegativeMaxAge != 30*time.Second || d.IndexPatterns != nil {
+	if d := mustFromEnv(t, nil); d.IndexMaxAge != 10*time.Second || d.NegativeMaxAge != 30*time.Second || d.IndexPatterns != nil {
 		t.Fatalf("defaults %v %v %q", d.IndexMaxAge, d.NegativeMaxAge, d.IndexPatterns)
 	}
 	for name, v := range map[string]string{"INDEX_MAX_AGE": "soon", "NEGATIVE_MAX_AGE": "-5s", "INDEX_PATTERNS": "a/b", "PAYLOAD_PATTERNS": "[x"} {

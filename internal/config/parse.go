@@ -3,13 +3,13 @@ package config
 import (
 	"errors"
 	"fmt"
-	"gatecache/internal/hostname"
 	"math"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
+
+	"gatecache/internal/origin"
 )
 
 const maxInt64 = math.MaxInt64
@@ -142,84 +142,18 @@ func allDigits(s string) bool {
 	return s != ""
 }
 
-// splitHostPort splits "host", "host:port", "[v6]", "[v6]:port" and a bare
-// IPv6 literal (which cannot carry a port). Unlike net.SplitHostPort it
-// allows the port to be absent. It does not validate host or port, but it
-// fails on "host:" so that an empty port is not mistaken for none.
-func splitHostPort(s string) (host, port string, ok bool) {
-	if strings.HasPrefix(s, "[") {
-		end := strings.IndexByte(s, ']')
-		if end < 0 {
-			return "", "", false
-		}
-		host, rest := s[1:end], s[end+1:]
-		if !strings.Contains(host, ":") {
-			return "", "", false // brackets are for IPv6 only
-		}
-		if rest == "" {
-			return host, "", true
-		}
-		if rest[0] != ':' || rest == ":" {
-			return "", "", false
-		}
-		return host, rest[1:], true
-	}
-	if strings.Count(s, ":") > 1 {
-		return s, "", true
-	}
-	host, port, found := strings.Cut(s, ":")
-	if found && port == "" {
-		return "", "", false
-	}
-	return host, port, true
-}
-
-// lowerHost lowercases a host name; an IPv6 zone (interface name) is case
-// sensitive, so such a host is left alone.
-func lowerHost(h string) string {
-	if strings.Contains(h, "%") {
-		return h
-	}
-	return strings.ToLower(h)
-}
-
-// parsePort accepts a decimal port in 1..65535 and returns it without
-// leading zeros.
-func parsePort(p string) (string, bool) {
-	if !allDigits(p) || len(p) > 5 {
-		return "", false
-	}
-	n, _ := strconv.Atoi(p)
-	if n < 1 || n > 65535 {
-		return "", false
-	}
-	return strconv.Itoa(n), true
-}
-
-// validHost accepts an IP literal (IPv6 without brackets) or a host name.
-func validHost(h string) bool {
-	if strings.Contains(h, ":") {
-		a, err := netip.ParseAddr(h)
-		return err == nil && a.Is6()
-	}
-	return hostname.Valid(h)
-}
-
 // parseUpstream normalises one UPSTREAM_HOST item to "host:port", port 80
 // by default because MCC parents listen on plain HTTP port 80.
 func parseUpstream(item string) (string, bool) {
 	if item == "" || strings.ContainsAny(item, "/?#@") {
 		return "", false
 	}
-	host, port, ok := splitHostPort(item)
-	host = lowerHost(host)
-	if !ok || !validHost(host) {
+	host, port, ok := origin.ParseHostPort(item)
+	if !ok {
 		return "", false
 	}
 	if port == "" {
 		port = "80"
-	} else if port, ok = parsePort(port); !ok {
-		return "", false
 	}
 	return net.JoinHostPort(host, port), true
 }
@@ -244,12 +178,8 @@ func parseProxy(v string) (*Proxy, bool) {
 	if strings.ContainsAny(s, "/?#") {
 		return nil, false
 	}
-	host, port, ok := splitHostPort(s)
-	host = lowerHost(host)
-	if !ok || !validHost(host) || port == "" {
-		return nil, false
-	}
-	if port, ok = parsePort(port); !ok {
+	host, port, ok := origin.ParseHostPort(s)
+	if !ok || port == "" {
 		return nil, false
 	}
 	p.Addr = net.JoinHostPort(host, port)
@@ -274,59 +204,14 @@ func redactUserinfo(v string) string {
 	return v[:start+colon+1] + redacted + v[at:]
 }
 
-// parseCustomHost parses a CACHEABLE_CUSTOM_N_HOST value: "host",
-// "host:port", "*.suffix[:port]", or any of those after "http://" or
-// "https://". A lone trailing '/' is tolerated because values are often
-// pasted from a browser; anything more is a path and refused.
+// parseCustomHost parses a CACHEABLE_CUSTOM_N_HOST value (origin.ParseHost
+// says what is accepted); the alias is origin's default for the host.
 func parseCustomHost(v string) (CustomHost, bool) {
-	var h CustomHost
-	s := v
-	switch {
-	case len(s) >= 8 && strings.EqualFold(s[:8], "https://"):
-		h.TLS, s = true, s[8:]
-	case len(s) >= 7 && strings.EqualFold(s[:7], "http://"):
-		s = s[7:]
-	}
-	s = strings.TrimSuffix(s, "/")
-	if s == "" || strings.ContainsAny(s, "/?#@") {
-		return h, false
-	}
-	host, port, ok := splitHostPort(s)
+	h, ok := origin.ParseHost(v)
 	if !ok {
-		return h, false
+		return CustomHost{}, false
 	}
-	host = lowerHost(host)
-	if suffix, wild := strings.CutPrefix(host, "*."); wild {
-		// A wildcard over IP addresses means nothing.
-		if !hostname.Valid(suffix) || isIPv4(suffix) {
-			return h, false
-		}
-	} else if !validHost(host) {
-		return h, false
-	}
-	if port != "" {
-		if port, ok = parsePort(port); !ok {
-			return h, false
-		}
-	}
-	h.Host, h.Port = host, port
-	h.Canonical = host
-	if strings.Contains(host, ":") {
-		h.Canonical = "[" + host + "]"
-	}
-	defaultPort := "80"
-	if h.TLS {
-		defaultPort = "443"
-	}
-	if port != "" && port != defaultPort {
-		h.Canonical = net.JoinHostPort(host, port)
-	}
-	return h, true
-}
-
-func isIPv4(s string) bool {
-	a, err := netip.ParseAddr(s)
-	return err == nil && a.Is4()
+	return CustomHost{Host: h.Name, Port: h.Port, TLS: h.TLS, Canonical: h.DefaultAlias()}, true
 }
 
 // validCanonical accepts a cache-key alias: one non-empty token that can
@@ -352,5 +237,5 @@ func validListenAddr(v string) bool {
 	if n, _ := strconv.Atoi(port); n > 65535 {
 		return false
 	}
-	return host == "" || validHost(lowerHost(host))
+	return host == "" || origin.ValidHost(host)
 }

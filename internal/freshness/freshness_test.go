@@ -2,7 +2,6 @@ package freshness
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"path"
 	"strings"
 	"testing"
@@ -98,24 +97,9 @@ func TestAge(t *testing.T) {
 	}
 }
 
-func TestRequestDirectives(t *testing.T) {
-	req := func(kv ...string) *http.Request {
-		r := httptest.NewRequest("GET", "/", nil)
-		for i := 0; i+1 < len(kv); i += 2 {
-			r.Header.Add(kv[i], kv[i+1])
-		}
-		return r
-	}
-	if !RequestWantsValidation(req("Cache-Control", "no-cache"), 0) ||
-		!RequestWantsValidation(req("Cache-Control", "max-age=0"), time.Second) ||
-		RequestWantsValidation(req("Cache-Control", "max-age=60"), time.Second) ||
-		!RequestWantsValidation(req("Pragma", "no-cache"), 0) ||
-		RequestWantsValidation(req(), time.Hour) {
-		t.Fatal("request directives misread")
-	}
-	if !OnlyIfCached(req("Cache-Control", "only-if-cached")) || OnlyIfCached(req()) {
-		t.Fatal("only-if-cached misread")
-	}
+// must-revalidate, and s-maxage, which implies it for a shared cache (RFC
+// 9111 §5.2.2.10).
+func TestMustRevalidate(t *testing.T) {
 	if !MustRevalidate(hdr("Cache-Control", "public, must-revalidate")) || !MustRevalidate(hdr("Cache-Control", "s-maxage=5")) || MustRevalidate(hdr("Cache-Control", "max-age=5")) {
 		t.Fatal("must-revalidate misread")
 	}
@@ -136,5 +120,28 @@ func TestMatchIsPathMatch(t *testing.T) {
 				t.Errorf("match(%q, %q) = %v, path.Match says %v", p, n, got, want)
 			}
 		}
+	}
+}
+
+// Policy's zero values, as its documentation states them: nil lists are
+// the built-in ones, a zero HeuristicMax is 24 h, and a zero IndexMaxAge
+// is no window (not DefaultPolicy's 10 s).
+func TestZeroPolicy(t *testing.T) {
+	var zero Policy
+	def := DefaultPolicy()
+	for _, c := range [][2]string{
+		{"deb.debian.org", "/debian/dists/stable/InRelease"}, {"deb.debian.org", "/pool/main/a/a_1.deb"},
+		{"x.dl.adu.microsoft.com", "/f"}, {"repo.example", "/by-hash/SHA256/ab"}, {"repo.example", "/other.txt"},
+	} {
+		if got, want := zero.Classify(c[0], c[1]), def.Classify(c[0], c[1]); got != want {
+			t.Errorf("Policy{}.Classify(%q, %q) = %v, want %v as DefaultPolicy", c[0], c[1], got, want)
+		}
+	}
+	old := hdr("Date", t0.Format(http.TimeFormat), "Last-Modified", t0.Add(-1000*24*time.Hour).Format(http.TimeFormat))
+	if d, _ := zero.Lifetime(Other, old); d != 24*time.Hour {
+		t.Errorf("Policy{} heuristic lifetime %v, want the 24 h default cap", d)
+	}
+	if d, _ := zero.Lifetime(Index, hdr("Date", t0.Format(http.TimeFormat))); d != 0 {
+		t.Errorf("Policy{} index lifetime %v, want 0 (no window)", d)
 	}
 }

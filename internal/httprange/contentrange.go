@@ -83,17 +83,3 @@ func parseDigits(s string) (int64, bool) {
 	n, err := strconv.ParseInt(s, 10, 64)
 	return n, err == nil
 }
-
-// FormatContentRange formats "bytes start-end/total" (end inclusive). It
-// is the inverse of ParseContentRange: a negative total gives
-// "bytes start-end/*" and a negative start gives the unsatisfied form
-// "bytes */total".
-func FormatContentRange(start, end, total int64) string {
-	switch {
-	case start < 0:
-		return "bytes */" + strconv.FormatInt(total, 10)
-	case total < 0:
-		return "bytes " + strconv.FormatInt(start, 10) + "-" + strconv.FormatInt(end, 10) + "/*"
-	}
-	return "bytes " + strconv.FormatInt(start, 10) + "-" + strconv.FormatInt(end, 10) + "/" + strconv.FormatInt(total, 10)
-}

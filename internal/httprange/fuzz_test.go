@@ -63,7 +63,7 @@ func FuzzParseContentRange(f *testing.F) {
 		case start < 0 || end < start || (total >= 0 && end >= total) || total < -1:
 			t.Fatalf("ParseContentRange(%q) = %d, %d, %d: inconsistent", v, start, end, total)
 		}
-		s := FormatContentRange(start, end, total)
+		s := formatContentRange(start, end, total)
 		s2, e2, t2, err := ParseContentRange(s)
 		if err != nil || s2 != start || e2 != end || t2 != total {
 			t.Fatalf("ParseContentRange(%q) = %d, %d, %d; its format %q parses to %d, %d, %d, %v",

@@ -1,6 +1,5 @@
-// Package httprange parses Range and Content-Range header values and does
-// the block arithmetic of the block store: which fixed-size blocks a byte
-// range touches and where each block starts and ends.
+// Package httprange parses Range and Content-Range header values and says
+// which fixed-size blocks of the block store a byte range touches (Blocks).
 //
 // Parse follows net/http's ServeContent byte for byte wherever that gives a
 // usable answer, so that the blocks the cache fetches for a request are

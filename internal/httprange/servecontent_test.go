@@ -122,7 +122,7 @@ func expected(header string, size int64) served {
 			// clients add a Range header to all requests".
 			return served{status: http.StatusOK}
 		}
-		return served{status: http.StatusRequestedRangeNotSatisfiable, cr: FormatContentRange(-1, -1, size)}
+		return served{status: http.StatusRequestedRangeNotSatisfiable, cr: formatContentRange(-1, -1, size)}
 	case err != nil:
 		panic(err)
 	case len(ranges) == 0:
@@ -137,11 +137,11 @@ func expected(header string, size int64) served {
 		return served{status: http.StatusOK}
 	}
 	if len(ranges) == 1 {
-		return served{status: http.StatusPartialContent, cr: FormatContentRange(ranges[0].Start, ranges[0].End()-1, size)}
+		return served{status: http.StatusPartialContent, cr: formatContentRange(ranges[0].Start, ranges[0].End()-1, size)}
 	}
 	s := served{status: http.StatusPartialContent}
 	for _, r := range ranges {
-		s.parts = append(s.parts, FormatContentRange(r.Start, r.End()-1, size))
+		s.parts = append(s.parts, formatContentRange(r.Start, r.End()-1, size))
 	}
 	return s
 }

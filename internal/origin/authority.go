@@ -2,7 +2,6 @@ package origin
 
 import (
 	"errors"
-	"gatecache/internal/hostname"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -55,7 +54,7 @@ func parseAuthority(s string) (authority, error) {
 			// "repo.com." is the fully qualified form of "repo.com".
 			host = h
 		}
-		if !hostname.Valid(host) {
+		if !validName(host) {
 			return a, errors.New("invalid host name")
 		}
 		a.name = host
@@ -88,8 +87,8 @@ func normalPort(p string) (string, error) {
 	return p, nil
 }
 
-// lowerHost lowercases a host name; an IPv6 zone is case sensitive, so a
-// host with one is left alone (as internal/config does).
+// lowerHost lowercases a host name; an IPv6 zone (interface name) is case
+// sensitive, so a host with one is left alone.
 func lowerHost(h string) string {
 	if strings.Contains(h, "%") {
 		return h
@@ -110,8 +109,8 @@ func joinHostPort(name, port string) string {
 }
 
 // aliasOf is the default cache-key alias of a host: the name, an IPv6
-// address bracketed with its zone as is (the form internal/config uses
-// for CustomHost.Canonical), and ":port" for a non-default port.
+// address bracketed with its zone as is, and ":port" for a non-default
+// port (DefaultAlias).
 func aliasOf(name, port string) string {
 	if strings.Contains(name, ":") {
 		name = "[" + name + "]"

@@ -13,12 +13,14 @@
 //  4. the first path segment, "GET /repo.com/a" (apt-cacher-ng style).
 //
 // Only configured origins are served: the cache is never an open proxy.
+//
+// The package also reads host names as the configuration writes them
+// (ParseHost, ParseHostPort, DefaultAlias; internal/config calls them), so
+// that one set of rules decides what an operator can allow and what a
+// client can name.
 package origin
 
-import (
-	"fmt"
-	"strconv"
-)
+import "fmt"
 
 // Host is one allowed origin pattern, from CACHEABLE_CUSTOM_N_* or built in.
 type Host struct {
@@ -34,7 +36,9 @@ type Host struct {
 	TLS bool
 	// Canonical is the cache-key alias: hosts with one alias share content.
 	// "" means Name, plus ":"+Port when Port is set and not the scheme's
-	// default; for a wildcard, the concrete name the client used.
+	// default; for a wildcard, the concrete name the client used. A
+	// wildcard's own pattern, with or without its port (DefaultAlias),
+	// means the same as "".
 	Canonical string
 	// KeepQuery makes the query string part of the cache key.
 	KeepQuery bool
@@ -63,33 +67,8 @@ func BuiltIn() []Host {
 	return hosts
 }
 
-// Form says which part of the request named the origin.
-type Form int
-
-const (
-	FormAbsolute   Form = iota + 1 // absolute-form request-target
-	FormQuery                      // cacheHostOrigin query parameter
-	FormHost                       // Host header
-	FormPathPrefix                 // first path segment
-)
-
-func (f Form) String() string {
-	switch f {
-	case FormAbsolute:
-		return "absolute"
-	case FormQuery:
-		return "query"
-	case FormHost:
-		return "host"
-	case FormPathPrefix:
-		return "path"
-	}
-	return "Form(" + strconv.Itoa(int(f)) + ")"
-}
-
 // Target is where a request's content comes from and where it is cached.
 type Target struct {
-	Form   Form
 	Scheme string // "http" or "https": how to fetch from the origin
 	// Host is the origin authority to contact, lowercased: "name" when the
 	// port is the scheme's default, else "name:port"; an IPv6 address is
@@ -99,8 +78,8 @@ type Target struct {
 	Alias string
 	// Path is the escaped path as the client wrote it, never cleaned:
 	// "/./InRelease" and "/a/../b" are distinct resources to an origin
-	// (RFC 3986 §6.2.2.3 lets only the origin decide). For FormPathPrefix
-	// it is without the leading host segment.
+	// (RFC 3986 §6.2.2.3 lets only the origin decide). When the first
+	// path segment named the origin, it is without that segment.
 	Path string
 	// Query is the raw query without any cacheHostOrigin parameter, the
 	// other parameters in their order and encoding.

@@ -27,16 +27,17 @@ type Resolver struct {
 // the scheme's default is dropped, and hosts whose Name is empty are
 // ignored.
 //
-// A wildcard host whose Canonical is the pattern itself ("*.suffix", which
-// is what internal/config fills in when CACHEABLE_CUSTOM_N_CANONICAL is
-// unset) is treated as having no alias, so that each concrete host under
-// it keeps its own content rather than all sharing one key space.
+// A wildcard host whose Canonical is the pattern itself, with or without
+// its port (its DefaultAlias, which internal/config fills in when
+// CACHEABLE_CUSTOM_N_CANONICAL is unset), is treated as having no alias,
+// so that each concrete host under it keeps its own content rather than
+// all sharing one key space.
 func NewResolver(hosts []Host) *Resolver {
 	r := &Resolver{}
 	for _, h := range append(append([]Host(nil), hosts...), BuiltIn()...) {
-		e := entry{Host: h, scheme: "http", defaultPort: "80"}
+		e := entry{Host: h, scheme: "http", defaultPort: defaultPort(h.TLS)}
 		if h.TLS {
-			e.scheme, e.defaultPort = "https", "443"
+			e.scheme = "https"
 		}
 		name := h.Name
 		if strings.HasPrefix(name, "[") && strings.HasSuffix(name, "]") {
@@ -58,7 +59,7 @@ func NewResolver(hosts []Host) *Resolver {
 			e.ip, e.Name = ip, ip.String()
 		}
 		e.Canonical = lowerHost(h.Canonical)
-		if e.suffix != "" && (e.Canonical == e.Name || e.Canonical == aliasOf(e.Name, e.Port)) {
+		if e.suffix != "" && (e.Canonical == e.Name || e.Canonical == e.DefaultAlias()) {
 			e.Canonical = ""
 		}
 		r.entries = append(r.entries, e)
@@ -82,10 +83,7 @@ func (e *entry) matches(a authority, clientScheme string) bool {
 	case a.name != e.Name:
 		return false
 	}
-	clientDefault := "80"
-	if clientScheme == "https" {
-		clientDefault = "443"
-	}
+	clientDefault := defaultPort(clientScheme == "https")
 	port := a.port
 	if port == "" {
 		port = clientDefault
@@ -101,12 +99,11 @@ func (e *entry) matches(a authority, clientScheme string) bool {
 
 // target builds the Target of a request matched by e. name is the
 // concrete host name the client used (that of a wildcard's match).
-func (e *entry) target(form Form, name, path, query string) Target {
+func (e *entry) target(name, path, query string) Target {
 	if e.suffix == "" {
 		name = e.Name
 	}
 	t := Target{
-		Form:   form,
 		Scheme: e.scheme,
 		Host:   joinHostPort(name, e.Port),
 		Alias:  e.Canonical,
@@ -168,7 +165,7 @@ func (r *Resolver) Resolve(req *http.Request) (Target, error) {
 	}
 	if a, err := parseAuthority(req.Host); err == nil {
 		if e := r.match(a, clientScheme); e != nil {
-			return e.target(FormHost, a.name, path, query), nil
+			return e.target(a.name, path, query), nil
 		}
 	}
 	if t, ok := r.pathPrefix(path, query); ok {
@@ -181,28 +178,10 @@ func (r *Resolver) Resolve(req *http.Request) (Target, error) {
 	return Target{}, &NotAllowedError{Host: host}
 }
 
-// ResolveURL resolves an absolute http or https URL as Resolve resolves an
-// absolute-form request-target: for a warm-up list, or the Location of a
-// redirect. A fragment is ignored.
-func (r *Resolver) ResolveURL(raw string) (Target, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return Target{}, badRequest("invalid URL %q", raw)
-	}
-	if !u.IsAbs() || u.Host == "" {
-		return Target{}, badRequest("%q is not an absolute http(s) URL", raw)
-	}
-	query, origins, err := splitQuery(u.RawQuery)
-	if err != nil {
-		return Target{}, err
-	}
-	return r.absolute(u, query, origins)
-}
-
 // Allows reports whether the absolute http(s) URL u names an allowed origin
 // by its own host and port: whether a redirect to u may be followed. Unlike
-// ResolveURL it ignores any cacheHostOrigin parameter, since u's host is the
-// one that would be contacted.
+// an absolute-form request it ignores any cacheHostOrigin parameter, since
+// u's host is the one that would be contacted.
 func (r *Resolver) Allows(u *url.URL) bool {
 	if u == nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Host == "" {
 		return false
@@ -257,7 +236,7 @@ func (r *Resolver) absolute(u *url.URL, query string, origins []string) (Target,
 		}
 		return Target{}, &NotAllowedError{Host: a.String()}
 	}
-	return e.target(FormAbsolute, a.name, path, query), nil
+	return e.target(a.name, path, query), nil
 }
 
 // fromQuery resolves the cacheHostOrigin form. The parameter holds the
@@ -273,7 +252,7 @@ func (r *Resolver) fromQuery(origins []string, path, query string) (Target, erro
 		if err != nil {
 			return Target{}, badRequest("cacheHostOrigin %q: %v", v, err)
 		}
-		if b.port == "80" {
+		if b.port == defaultPort(false) {
 			b.port = "" // so that "repo.com" and "repo.com:80" agree
 		}
 		if i > 0 && b != a {
@@ -285,7 +264,7 @@ func (r *Resolver) fromQuery(origins []string, path, query string) (Target, erro
 	if e == nil {
 		return Target{}, &NotAllowedError{Host: a.String()}
 	}
-	return e.target(FormQuery, a.name, path, query), nil
+	return e.target(a.name, path, query), nil
 }
 
 // pathPrefix resolves "/host/path": the first segment names a configured
@@ -304,14 +283,14 @@ func (r *Resolver) pathPrefix(path, query string) (Target, bool) {
 	if a, err := parseAuthority(seg); err == nil {
 		for i := range r.entries {
 			if e := &r.entries[i]; e.suffix == "" && e.matches(a, "http") {
-				return e.target(FormPathPrefix, a.name, rest, query), true
+				return e.target(a.name, rest, query), true
 			}
 		}
 	}
 	seg = lowerHost(seg)
 	for i := range r.entries {
 		if e := &r.entries[i]; e.suffix == "" && e.Canonical == seg {
-			return e.target(FormPathPrefix, e.Name, rest, query), true
+			return e.target(e.Name, rest, query), true
 		}
 	}
 	return Target{}, false

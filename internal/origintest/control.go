@@ -117,23 +117,19 @@ func (o *Origin) waitGate(r *http.Request) bool {
 	if gate == nil {
 		return true
 	}
+	// Two rounds at most: a nil parked is a send that never happens.
 	ctx := r.Context()
-	select {
-	case parked <- struct{}{}:
-	case <-gate:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-o.done:
-		return false
-	}
-	select {
-	case <-gate:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-o.done:
-		return false
+	for {
+		select {
+		case parked <- struct{}{}:
+			parked = nil // counted: from now on, wait for the gate only
+		case <-gate:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-o.done:
+			return false
+		}
 	}
 }
 

@@ -183,16 +183,14 @@ func neededBlocks(r *http.Request, size, blockSize int64) (first, last int64, ne
 	if r.Method == http.MethodHead || size == 0 {
 		return 0, -1, false
 	}
-	whole := func() (int64, int64, bool) { return 0, (size - 1) / blockSize, true }
-	rh := r.Header.Get("Range")
-	if rh == "" || r.Header.Get("If-Range") != "" {
-		return whole()
+	span := httprange.Range{Start: 0, Length: size}
+	if rh := r.Header.Get("Range"); rh != "" && r.Header.Get("If-Range") == "" {
+		ranges, err := httprange.Parse(rh, size)
+		if err != nil || len(ranges) == 0 {
+			return 0, -1, false // ServeContent answers 416, no body
+		}
+		span, _ = httprange.Span(ranges)
 	}
-	ranges, err := httprange.Parse(rh, size)
-	if err != nil || len(ranges) == 0 {
-		return 0, -1, false // ServeContent answers 416, no body
-	}
-	span, _ := httprange.Span(ranges)
 	first, last = httprange.Blocks(span.Start, span.Length, blockSize)
 	return first, last, true
 }

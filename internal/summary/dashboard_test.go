@@ -11,6 +11,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gatecache/internal/fetch"
+	"gatecache/internal/flight"
+	"gatecache/internal/store"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -44,9 +48,9 @@ func browserServer(t *testing.T, access Access, wrap func(http.Handler) http.Han
 	clk := newClock()
 	rec := NewRecorder()
 	src := &fakeSources{
-		drives:    []Drive{{Index: 1, Path: "/nginx/cache1", SizeBytes: 10 << 30, UsedBytes: 4 << 30, Objects: 12}, {Index: 2, Path: "/nginx/cache2", SizeBytes: 1 << 30, Failed: true, Error: "disk full"}},
-		upstreams: []Upstream{{Name: "gw-a", Parent: true, Requests: 3, Down: true, LastError: "connect: refused"}, {Name: "deb.debian.org", Requests: 2, Bytes: 1 << 20}},
-		fills:     Fills{Active: 1, Coalesced: 4},
+		drives:    []Drive{{Index: 1, DriveStats: store.DriveStats{Path: "/nginx/cache1", SizeBytes: 10 << 30, UsedBytes: 4 << 30, Objects: 12}}, {Index: 2, DriveStats: store.DriveStats{Path: "/nginx/cache2", SizeBytes: 1 << 30, Failed: true, Err: "disk full"}}},
+		upstreams: []fetch.UpstreamStats{{Name: "gw-a", Parent: true, Requests: 3, Down: true, LastError: "connect: refused"}, {Name: "deb.debian.org", Requests: 2, Bytes: 1 << 20}},
+		fills:     flight.Stats{ActiveFills: 1, Coalesced: 4},
 	}
 	s := New(Options{Recorder: rec, Sources: src, Access: access, Now: clk.Now, Identity: Identity{CacheNodeID: "node-<b>1</b>"}})
 	rec.Record("download.windowsupdate.com", 2<<20, 0)

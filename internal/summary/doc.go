@@ -15,8 +15,12 @@
 // Public without a key lets in loopback clients only (the configuration
 // warns about that at start).
 //
-// The package imports no other gatecache package: the node adapts its
-// store, fetch and flight statistics into Drive, Upstream and Fills through
-// the Sources interface, and its content handler calls Recorder.Record once
-// per response. The README documents the JSON with an example.
+// The figures come from the packages that count them, in their own types
+// (store.DriveStats, fetch.UpstreamStats, flight.Stats), through the
+// Sources interface; this package only renders them, and nothing it
+// imports imports it back. The report's JSON rows (DriveStats,
+// UpstreamStats, FillStats) are defined here, as the format, so that a
+// figure a producer adds changes no byte of the report until it is given
+// a name in it. The content handler calls Recorder.Record once per
+// response. The README documents the JSON with an example.
 package summary

@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"gatecache/internal/fetch"
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -85,15 +87,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descVerifyFailed, d.VerifyFailures, drive)
 	}
 	f := c.src.Fills()
-	gauge(descFillsActive, float64(f.Active))
+	gauge(descFillsActive, float64(f.ActiveFills))
 	counter(descCoalesced, f.Coalesced)
 }
 
 // mergeUpstreams folds entries with the same name into one, since two
 // series with one label set would fail the whole scrape; the merged
 // upstream is down only when every entry is.
-func mergeUpstreams(us []Upstream) []Upstream {
-	out := make([]Upstream, 0, len(us))
+func mergeUpstreams(us []fetch.UpstreamStats) []fetch.UpstreamStats {
+	out := make([]fetch.UpstreamStats, 0, len(us))
 	at := map[string]int{}
 	for _, u := range us {
 		i, dup := at[u.Name]

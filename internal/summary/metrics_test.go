@@ -6,6 +6,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"gatecache/internal/fetch"
+	"gatecache/internal/flight"
+	"gatecache/internal/store"
 )
 
 // scrape returns the /metrics samples as "name{labels}" -> value.
@@ -36,12 +40,12 @@ func scrape(t *testing.T, s *Server) (map[string]float64, string) {
 func TestMetrics(t *testing.T) {
 	rec := NewRecorder()
 	src := &fakeSources{
-		drives: []Drive{{Index: 1, SizeBytes: 10e9, UsedBytes: 3 << 30, Objects: 42, Evictions: 5, VerifyFailures: 2},
-			{Index: 2, SizeBytes: 1e9, Failed: true}},
-		upstreams: []Upstream{{Name: "gw-a", Parent: true, Requests: 10, Failures: 3, Bytes: 5 << 20, Down: true},
+		drives: []Drive{{Index: 1, DriveStats: store.DriveStats{SizeBytes: 10e9, UsedBytes: 3 << 30, Objects: 42, Evictions: 5, VerifyFailures: 2}},
+			{Index: 2, DriveStats: store.DriveStats{SizeBytes: 1e9, Failed: true}}},
+		upstreams: []fetch.UpstreamStats{{Name: "gw-a", Parent: true, Requests: 10, Failures: 3, Bytes: 5 << 20, Down: true},
 			{Name: "deb.debian.org", Requests: 4, Bytes: 1000},
 			{Name: "deb.debian.org", Requests: 1, Failures: 1, Bytes: 1, Down: true}}, // merged, still up
-		fills: Fills{Active: 3, Coalesced: 17},
+		fills: flight.Stats{ActiveFills: 3, Coalesced: 17},
 	}
 	s := New(Options{Recorder: rec, Sources: src})
 	rec.Record("download.windowsupdate.com", 3<<20, 0)

@@ -2,40 +2,29 @@ package summary
 
 import (
 	"time"
+
+	"gatecache/internal/fetch"
+	"gatecache/internal/flight"
+	"gatecache/internal/store"
 )
 
-// Drive, Upstream and Fills are snapshots provided by the rest of the node;
-// main adapts store, fetch and flight statistics into them.
+// Drive is one drive as the store counts it, with the drive's number in
+// the configuration (1..9, as in STORAGE_N_*), which the store does not
+// know and main pairs in.
 type Drive struct {
-	Index                     int // 1..9, as in STORAGE_N_*
-	Path                      string
-	SizeBytes, UsedBytes      int64
-	Objects                   int
-	Evictions, VerifyFailures int64 // running totals since start
-	Failed                    bool  // taken out of use; content passes through uncached
-	Error                     string
+	Index int
+	store.DriveStats
 }
 
-// Upstream is one parent cache or origin the node fetches from.
-type Upstream struct {
-	Name                      string
-	Parent                    bool
-	Requests, Failures, Bytes int64 // running totals since start
-	Down                      bool
-	LastError                 string
-}
-
-// Fills describes upstream fills: Active now, Coalesced = running total of
-// requests that joined another request's fill instead of asking upstream.
-type Fills struct{ Active, Coalesced int64 }
-
-// Sources gives the node's current state. Its methods are called on every
-// Tick and every /metrics scrape, concurrently with everything else, so
-// they must be safe for concurrent use and cheap.
+// Sources gives the node's current state, in the figures of the packages
+// that count them: the store's drives, the fetch client's upstreams and
+// the flight group's fills. Its methods are called on every Tick and
+// every /metrics scrape, concurrently with everything else, so they must
+// be safe for concurrent use and cheap.
 type Sources interface {
 	Drives() []Drive
-	Upstreams() []Upstream
-	Fills() Fills
+	Upstreams() []fetch.UpstreamStats
+	Fills() flight.Stats
 }
 
 // Identity names the node in the report.
@@ -102,7 +91,8 @@ type OriginStats struct {
 	Requests    int64  `json:"requests"`
 }
 
-// UpstreamStats is Upstream as reported; State is "up" or "down".
+// UpstreamStats is a fetch.UpstreamStats as reported; State is "up" or
+// "down".
 type UpstreamStats struct {
 	Name      string `json:"name"`
 	Parent    bool   `json:"parent"`
@@ -113,7 +103,7 @@ type UpstreamStats struct {
 	LastError string `json:"lastError,omitempty"`
 }
 
-// DriveStats is Drive as reported.
+// DriveStats is a Drive as reported.
 type DriveStats struct {
 	Index          int    `json:"index"`
 	Path           string `json:"path"`
@@ -126,7 +116,7 @@ type DriveStats struct {
 	Error          string `json:"error,omitempty"`
 }
 
-// FillStats is Fills as reported.
+// FillStats is a flight.Stats as reported.
 type FillStats struct {
 	Active    int64 `json:"active"`
 	Coalesced int64 `json:"coalesced"`
@@ -156,7 +146,7 @@ func perSecond(n int64, window time.Duration) float64 {
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-func upstreamStats(us []Upstream) []UpstreamStats {
+func upstreamStats(us []fetch.UpstreamStats) []UpstreamStats {
 	out := make([]UpstreamStats, 0, len(us))
 	for _, u := range us {
 		state := "up"
@@ -171,7 +161,7 @@ func upstreamStats(us []Upstream) []UpstreamStats {
 func driveStats(ds []Drive) []DriveStats {
 	out := make([]DriveStats, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, DriveStats{d.Index, d.Path, d.SizeBytes, d.UsedBytes, d.Objects, d.Evictions, d.VerifyFailures, d.Failed, d.Error})
+		out = append(out, DriveStats{d.Index, d.Path, d.SizeBytes, d.UsedBytes, d.Objects, d.Evictions, d.VerifyFailures, d.Failed, d.Err})
 	}
 	return out
 }

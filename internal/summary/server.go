@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"gatecache/internal/fetch"
+	"gatecache/internal/flight"
 )
 
 // DefaultPeriod is the report's period: Microsoft Connected Cache's summary
@@ -65,9 +68,9 @@ type reportWithHistory struct {
 
 type noSources struct{}
 
-func (noSources) Drives() []Drive       { return nil }
-func (noSources) Upstreams() []Upstream { return nil }
-func (noSources) Fills() Fills          { return Fills{} }
+func (noSources) Drives() []Drive                  { return nil }
+func (noSources) Upstreams() []fetch.UpstreamStats { return nil }
+func (noSources) Fills() flight.Stats              { return flight.Stats{} }
 
 // New returns a Server whose lifetime and first period start now. Traffic
 // recorded on o.Recorder before New counts in the first period.
@@ -178,7 +181,7 @@ func (s *Server) compute(from, to time.Time, before Totals, origins []originCoun
 		Origins:       per,
 		Upstreams:     upstreamStats(s.src.Upstreams()),
 		Drives:        driveStats(s.src.Drives()),
-		Fills:         FillStats{f.Active, f.Coalesced},
+		Fills:         FillStats{f.ActiveFills, f.Coalesced},
 	}
 }
 
