@@ -74,6 +74,7 @@ type Handler struct {
 	negative  *negativeCache
 	recorder  Recorder
 	accessLog *slog.Logger
+	hot       *hot // hot.go
 
 	revalidateWait time.Duration // Options.RevalidateWait (swr.go)
 }
@@ -97,6 +98,7 @@ func New(o Options) *Handler {
 		resolver: o.Resolver, store: o.Store, flights: o.Flights, upstream: o.Upstream, log: o.Log,
 		nodeID: o.NodeID, policy: policy, maxStale: o.MaxStale, negative: newNegativeCache(o.NegativeTTL),
 		recorder: o.Recorder, accessLog: o.AccessLog, revalidateWait: o.RevalidateWait,
+		hot: newHot(o.Store),
 	}
 }
 

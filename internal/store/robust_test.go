@@ -111,8 +111,8 @@ func TestReadOnlyDriveAtStartIsTakenOutOfUse(t *testing.T) {
 			t.Fatalf("create %s: %v", k, err)
 		}
 		writeBlocks(t, o, content(k, testBlock), 0)
-		if !strings.HasPrefix(o.Path(), good.Path) {
-			t.Fatalf("%s placed on %s, want the healthy drive", k, o.Path())
+		if !strings.HasPrefix(o.Location(), good.Path) {
+			t.Fatalf("%s placed on %s, want the healthy drive", k, o.Location())
 		}
 	}
 	if err := s.Flush(); err != nil {
@@ -164,13 +164,13 @@ func TestLongPlainKeyFromAnEarlierIndexMoves(t *testing.T) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		ob, ab := tx.Bucket(bucketObjects), tx.Bucket(bucketAtime)
-		v, a := ob.Get(indexKey(long)), ab.Get(indexKey(long))
+		v, a := ob.Get([]byte(indexKey(long))), ab.Get([]byte(indexKey(long)))
 		if v == nil || v[0] != keyedVersion || a == nil {
 			return fmt.Errorf("long key not indexed by digest: %q", v)
 		}
 		rec := bytes.Clone(v[1+len(binary.AppendUvarint(nil, uint64(len(long))))+len(long):])
 		a = bytes.Clone(a)
-		return errors.Join(ob.Delete(indexKey(long)), ab.Delete(indexKey(long)),
+		return errors.Join(ob.Delete([]byte(indexKey(long))), ab.Delete([]byte(indexKey(long))),
 			ob.Put([]byte(long), rec), ab.Put([]byte(long), a))
 	})
 	db.Close()

@@ -51,7 +51,7 @@ func writeBlocks(t *testing.T, o *Object, data []byte, blocks ...int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer o.CloseWriter(f)
+	defer f.Close()
 	for _, i := range blocks {
 		w, err := o.NewBlockWriter(f, i)
 		if err != nil {
@@ -112,7 +112,7 @@ func TestBlocksBecomeVerifiedOnlyWhenCommitted(t *testing.T) {
 	if err := w.Commit(); err == nil {
 		t.Fatal("Commit of an incomplete block succeeded")
 	}
-	o.CloseWriter(f)
+	f.Close()
 	if p, _ := o.BlockState(1); p {
 		t.Fatal("incomplete block marked present")
 	}
@@ -136,7 +136,7 @@ func TestRestartKeepsFlushedBlocksAndChecksThem(t *testing.T) {
 	o, _ := s.Create("host/k", Meta{Size: size, ETag: `"e"`, LastModified: "Mon, 01 Jan 2024 00:00:00 GMT",
 		Header: []Field{{"Content-Type", []string{"application/x-debian-package"}}}})
 	writeBlocks(t, o, data, 0, 1, 2)
-	path := o.Path()
+	path := o.Location()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestEvictionKeepsDriveWithinBudgetLRUFirst(t *testing.T) {
 			t.Errorf("%s cached = %v, want %v", k, got, want)
 		}
 	}
-	if _, err := os.Stat(objs["b"].Path()); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(objs["b"].Location()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("evicted object's file still there: %v", err)
 	}
 }
@@ -248,14 +248,14 @@ func TestBlockBeingWrittenIsNotEvicted(t *testing.T) {
 	s, _ := openTest(t, 2*testBlock)
 	a, _ := s.Create("a", Meta{Size: 2 * testBlock})
 	f, _ := a.OpenWriter()
-	defer a.CloseWriter(f)
+	defer f.Close()
 	w, err := a.NewBlockWriter(f, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := s.Create("b", Meta{Size: 2 * testBlock})
 	bf, _ := b.OpenWriter()
-	defer b.CloseWriter(bf)
+	defer bf.Close()
 	w1, err := b.NewBlockWriter(bf, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -333,7 +333,7 @@ func TestVerifyFindsAndRepairsDamage(t *testing.T) {
 	writeBlocks(t, o, data, 0, 1)
 	bad, _ := s.Create("bad", Meta{Size: 2 * testBlock})
 	writeBlocks(t, bad, data, 0, 1)
-	badPath := bad.Path()
+	badPath := bad.Location()
 	s.Close()
 
 	f, _ := os.OpenFile(badPath, os.O_WRONLY, 0)
@@ -404,7 +404,7 @@ func TestFullFilesystemLowersTheBudget(t *testing.T) {
 			}
 			w.Commit()
 		}
-		o.CloseWriter(f)
+		f.Close()
 	}
 	if !errors.Is(full, ErrStorage) {
 		t.Fatalf("filling a 256 KiB filesystem: %v, want a storage error", full)

@@ -106,7 +106,7 @@ func writeWide(t *testing.T, o *Object, blocks ...int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer o.CloseWriter(f)
+	defer f.Close()
 	for _, i := range blocks {
 		w, err := o.NewBlockWriter(f, i)
 		if err != nil {
@@ -125,7 +125,7 @@ func writeWide(t *testing.T, o *Object, blocks ...int64) {
 // checkWide reads the blocks back from the data file at their offsets.
 func checkWide(t *testing.T, o *Object, blocks []int64) {
 	t.Helper()
-	f, err := os.Open(o.Path())
+	f, err := os.Open(o.Location())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestIndexOfAHundredGBDriveFits32BitMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	var live int
-	err := s.drives[0].db.View(func(tx *bolt.Tx) error {
+	err := s.drives[0].backend.(*fileDrive).db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
 			st := b.Stats()
 			live += st.BranchInuse + st.LeafInuse
