@@ -158,10 +158,13 @@ func (l *lockChecked) check(op string) {
 	s.mu.Unlock()
 }
 
-func (l *lockChecked) Create(id uint64, size int64) error { l.check("Create"); return l.Backend.Create(id, size) }
-func (l *lockChecked) Open(id uint64) (Reader, error)     { l.check("Open"); return l.Backend.Open(id) }
-func (l *lockChecked) Sync(id uint64) error               { l.check("Sync"); return l.Backend.Sync(id) }
-func (l *lockChecked) Remove(id uint64) error             { l.check("Remove"); return l.Backend.Remove(id) }
+func (l *lockChecked) Create(id uint64, size int64) error {
+	l.check("Create")
+	return l.Backend.Create(id, size)
+}
+func (l *lockChecked) Open(id uint64) (Reader, error) { l.check("Open"); return l.Backend.Open(id) }
+func (l *lockChecked) Sync(id uint64) error           { l.check("Sync"); return l.Backend.Sync(id) }
+func (l *lockChecked) Remove(id uint64) error         { l.check("Remove"); return l.Backend.Remove(id) }
 func (l *lockChecked) OpenWriter(id uint64) (DataWriter, error) {
 	l.check("OpenWriter")
 	return l.Backend.OpenWriter(id)
