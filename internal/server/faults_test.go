@@ -30,8 +30,13 @@ func (r *rig) checkStoredBlocks(path string) int {
 		return 0
 	}
 	want := r.origin.Want(path)
-	data, err := os.ReadFile(obj.Location())
+	rd, err := obj.Open()
 	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer rd.Close()
+	data := make([]byte, obj.Size())
+	if _, err := rd.ReadAt(data, 0); err != nil {
 		r.t.Fatal(err)
 	}
 	n := 0
