@@ -241,20 +241,24 @@ func (o *Object) VerifyBlock(f io.ReaderAt, i int64) (bool, error) {
 
 	s := o.store
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	good, drop := false, false
 	switch {
 	case o.removed || o.blocks[i] == blockAbsent:
-		return false, nil
 	case o.blocks[i] == blockVerified:
-		return true, nil
+		good = true
 	case rerr == nil && sum == o.crcs[i]:
 		o.blocks[i] = blockVerified
-		return true, nil
+		good = true
+	default:
+		s.dropBlockLocked(o, i)
+		drop = true
 	}
-	s.log.Warn("cache block failed its checksum: dropped, will be refetched",
-		"key", o.key, "block", i, "read_err", rerr)
-	s.dropBlockLocked(o, i)
-	return false, nil
+	s.mu.Unlock()
+	if drop {
+		s.log.Warn("cache block failed its checksum: dropped, will be refetched",
+			"key", o.key, "block", i, "read_err", rerr)
+	}
+	return good, nil
 }
 
 func (s *Store) dropBlockLocked(o *Object, i int64) {

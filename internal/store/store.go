@@ -61,8 +61,8 @@ type Options struct {
 // Store is the set of drives and the objects on them. All in-memory state
 // (objects, block bitmaps, LRU order, usage) is guarded by one mutex: every
 // operation under it is a few pointer updates, and no I/O is done while it
-// is held. An object removed under it gives its space back at once; its
-// data is deleted once the mutex is released (see unlock).
+// is held, not even a log line. An object removed under it gives its space
+// back at once; its data is deleted once the mutex is released (unlock).
 type Store struct {
 	blockSize int64
 	syncDelay time.Duration
@@ -368,13 +368,21 @@ func (s *Store) Stats() []DriveStats {
 // the room it has, so the budget shrinks to what it holds and the least
 // recently used objects make room from then on.
 func (s *Store) markFailed(d *drive, err error) {
+	var note func() // logged once the lock is released
+	defer func() {
+		if note != nil {
+			note()
+		}
+	}()
 	s.mu.Lock()
 	defer s.unlock()
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		budget := max(d.used-d.used/20, 0) // 5 % below what is stored now
-		if budget < d.spec.Budget {
-			s.log.Warn("cache drive's filesystem is full: budget lowered below the configured size",
-				"drive", d.spec.Path, "configured", d.spec.Budget, "budget", budget, "err", err)
+		if configured := d.spec.Budget; budget < configured {
+			note = func() {
+				s.log.Warn("cache drive's filesystem is full: budget lowered below the configured size",
+					"drive", d.spec.Path, "configured", configured, "budget", budget, "err", err)
+			}
 			d.spec.Budget = budget
 			s.evictLocked(d, 0)
 		}
@@ -382,8 +390,10 @@ func (s *Store) markFailed(d *drive, err error) {
 	}
 	if d.failed == nil {
 		d.failed = err
-		s.log.Error("cache drive failed: content is passed through uncached until restart",
-			"drive", d.spec.Path, "err", err)
+		note = func() {
+			s.log.Error("cache drive failed: content is passed through uncached until restart",
+				"drive", d.spec.Path, "err", err)
+		}
 	}
 }
 

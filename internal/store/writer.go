@@ -66,6 +66,12 @@ type BlockWriter struct {
 func (o *Object) NewBlockWriter(f *Writer, i int64) (*BlockWriter, error) {
 	start, end := o.BlockBounds(i)
 	s := o.store
+	var note func() // logged once the lock is released
+	defer func() {
+		if note != nil {
+			note()
+		}
+	}()
 	s.mu.Lock()
 	defer s.unlock() // evicting deletes data
 	if o.removed {
@@ -80,8 +86,11 @@ func (o *Object) NewBlockWriter(f *Writer, i int64) (*BlockWriter, error) {
 		o.pins--
 		if now := time.Now(); now.Sub(d.lastFullWarn) > time.Minute {
 			d.lastFullWarn = now
-			s.log.Warn("cache drive full of objects being written: passing content through uncached",
-				"drive", d.spec.Path, "budget", d.spec.Budget, "reserved", d.reserved)
+			budget, reserved := d.spec.Budget, d.reserved
+			note = func() {
+				s.log.Warn("cache drive full of objects being written: passing content through uncached",
+					"drive", d.spec.Path, "budget", budget, "reserved", reserved)
+			}
 		}
 		return nil, fmt.Errorf("%w: %v", ErrStorage, ErrNoSpace)
 	}
