@@ -157,7 +157,7 @@ func (o *Object) Removed() bool {
 }
 
 // Verified reports whether every block in [first, last] is present and known
-// good, so that the bytes can be served straight from the file.
+// good, so that the bytes can be served straight from the stored data.
 func (o *Object) Verified(first, last int64) bool {
 	o.store.mu.Lock()
 	defer o.store.mu.Unlock()
