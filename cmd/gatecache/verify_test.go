@@ -49,7 +49,7 @@ func TestVerifyReportsStrayFilesButPassesAHealthyCache(t *testing.T) {
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	o.CloseWriter(f)
+	f.Close()
 	st.Close()
 	// A file created just before a crash, never indexed.
 	stray := filepath.Join(drive.Path, "data", "ab", "00000000000000ab")
@@ -71,7 +71,7 @@ func TestVerifyReportsStrayFilesButPassesAHealthyCache(t *testing.T) {
 	}
 
 	// A bad block still fails the check.
-	bf, _ := os.OpenFile(o.Path(), os.O_WRONLY, 0)
+	bf, _ := os.OpenFile(o.Location(), os.O_WRONLY, 0)
 	bf.WriteAt([]byte("XX"), 10)
 	bf.Close()
 	out, code = runVerify(t, root)

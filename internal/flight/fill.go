@@ -71,7 +71,7 @@ func (f *Fill) run(src Source, body io.ReadCloser, start, end int64) {
 	if err != nil {
 		return
 	}
-	defer obj.CloseWriter(wf)
+	defer wf.Close()
 	bp := chunks.Get().(*[]byte)
 	defer chunks.Put(bp)
 	buf := *bp

@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 
 	"gatecache/internal/store"
 )
 
-// Reader reads one object for one client: present blocks from the file,
+// Reader reads one object for one client: present blocks from the store,
 // blocks being filled as their bytes arrive, and absent blocks by starting a
 // fill. It is an io.ReadSeeker for http.ServeContent.
 //
@@ -28,7 +27,7 @@ type Reader struct {
 
 	off  int64
 	own  []*Fill // fills this reader started: their bytes are its misses
-	file *os.File
+	data store.Reader
 	cur  *Fill // the fill this reader is registered with
 
 	direct    io.ReadCloser // pass-through after a storage fault
@@ -96,12 +95,12 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-// Close releases the reader's file and its registration with a fill.
+// Close releases the reader's data and its registration with a fill.
 func (r *Reader) Close() error {
 	r.follow(nil)
-	if r.file != nil {
-		r.file.Close()
-		r.file = nil
+	if r.data != nil {
+		r.data.Close()
+		r.data = nil
 	}
 	if r.direct != nil {
 		r.direct.Close()
@@ -139,17 +138,17 @@ func (r *Reader) read(p []byte) (int, error) {
 	for {
 		present, verified := obj.BlockState(i)
 		if verified {
-			n, err := r.readFile(p[:min(int64(len(p)), blockEnd-r.off)])
+			n, err := r.readData(p[:min(int64(len(p)), blockEnd-r.off)])
 			if r.direct == nil && r.fetchedHere(i) { // a pass-through counted its bytes
 				r.missBytes += int64(n)
 			}
 			return n, err
 		}
 		if present {
-			if err := r.openFile(); err != nil {
+			if err := r.openData(); err != nil {
 				return r.fallback(p, err)
 			}
-			if _, err := obj.VerifyBlock(r.file, i); err != nil {
+			if _, err := obj.VerifyBlock(r.data, i); err != nil {
 				return r.fallback(p, err)
 			}
 			continue // verified, or dropped and to be fetched
@@ -164,7 +163,7 @@ func (r *Reader) read(p []byte) (int, error) {
 		}
 		written, finished, err := f.wait(r.ctx, r.off)
 		if written > r.off {
-			n, err := r.readFile(p[:min(int64(len(p)), written-r.off, blockEnd-r.off)])
+			n, err := r.readData(p[:min(int64(len(p)), written-r.off, blockEnd-r.off)])
 			if r.direct == nil && slices.Contains(r.own, f) {
 				r.missBytes += int64(n)
 			}
@@ -233,36 +232,36 @@ func (r *Reader) follow(f *Fill) {
 	r.cur = f
 }
 
-func (r *Reader) openFile() error {
-	if r.file != nil {
+func (r *Reader) openData() error {
+	if r.data != nil {
 		return nil
 	}
-	f, err := r.obj.Open()
+	d, err := r.obj.Open()
 	if err != nil {
 		return err
 	}
-	r.file = f
+	r.data = d
 	return nil
 }
 
-func (r *Reader) readFile(p []byte) (int, error) {
-	if err := r.openFile(); err != nil {
+func (r *Reader) readData(p []byte) (int, error) {
+	if err := r.openData(); err != nil {
 		return r.fallback(p, err)
 	}
-	n, err := r.file.ReadAt(p, r.off)
+	n, err := r.data.ReadAt(p, r.off)
 	if n > 0 {
 		// A short read (a file cut short under the store) still read
 		// good bytes: return them; the next Read, at the offset where
 		// they end, reads nothing and falls back from there.
 		return n, nil
 	}
-	r.fileFault = fmt.Errorf("%w: read %s at %d: %v", store.ErrStorage, r.file.Name(), r.off, err)
+	r.fileFault = fmt.Errorf("%w: read %s at %d: %v", store.ErrStorage, r.obj.Location(), r.off, err)
 	return r.fallback(p, r.fileFault)
 }
 
 // FileFault is the error of a read of present blocks that came up short or
 // failed (a data file cut short or unreadable): the reader passed the rest
-// through from upstream, and the object's file no longer holds what its
+// through from upstream, and the object's data no longer holds what its
 // blocks say.
 func (r *Reader) FileFault() error { return r.fileFault }
 

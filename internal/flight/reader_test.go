@@ -31,7 +31,7 @@ func TestShortReadOfABlockFileFallsBackAtTheRightOffset(t *testing.T) {
 		t.Fatal("blocks not verified after the fill")
 	}
 	cut := int64(testBlock + testBlock/4)
-	if err := os.Truncate(obj.Path(), cut); err != nil {
+	if err := os.Truncate(obj.Location(), cut); err != nil {
 		t.Fatal(err)
 	}
 

@@ -30,8 +30,13 @@ func (r *rig) checkStoredBlocks(path string) int {
 		return 0
 	}
 	want := r.origin.Want(path)
-	data, err := os.ReadFile(obj.Path())
+	rd, err := obj.Open()
 	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer rd.Close()
+	data := make([]byte, obj.Size())
+	if _, err := rd.ReadAt(data, 0); err != nil {
 		r.t.Fatal(err)
 	}
 	n := 0
@@ -249,7 +254,7 @@ func TestRestartRefetchesDamagedBlocksOnly(t *testing.T) {
 
 	r := newRigFor(t, o, dir)
 	r.expect(r.get("/f"), 200, "", want)
-	path := r.store.Lookup(o.Addr + "/f").Path()
+	path := r.store.Lookup(o.Addr + "/f").Location()
 	r.cache.Close()
 	r.flights.Wait() // the fill commits its last block after the client has it
 	if err := r.store.Close(); err != nil {

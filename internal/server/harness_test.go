@@ -49,6 +49,7 @@ type rigConfig struct {
 	maxStale time.Duration
 	recorder Recorder
 	access   *slog.Logger
+	backend  store.Backend // nil: files in dir
 }
 
 func withAccessLog(l *slog.Logger) rigOption { return func(c *rigConfig) { c.access = l } }
@@ -60,6 +61,10 @@ func withPolicy(p freshness.Policy) rigOption { return func(c *rigConfig) { c.po
 func withMaxStale(d time.Duration) rigOption { return func(c *rigConfig) { c.maxStale = d } }
 
 func withBudget(b int64) rigOption { return func(c *rigConfig) { c.budget = b } }
+
+// withMemoryDrive keeps the rig's drive in memory: no data file, so hits
+// are served through io.ReaderAt, not sendfile.
+func withMemoryDrive() rigOption { return func(c *rigConfig) { c.backend = store.NewMemoryDrive() } }
 
 func withHosts(h ...origin.Host) rigOption {
 	return func(c *rigConfig) { c.hosts = append(c.hosts, h...) }
@@ -79,7 +84,7 @@ func newRigFor(t testing.TB, o *origintest.Origin, dir string, opts ...rigOption
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	specs := []store.DriveSpec{{Path: dir, Budget: cfg.budget}}
+	specs := []store.DriveSpec{{Path: dir, Budget: cfg.budget, Backend: cfg.backend}}
 	st, err := store.Open(store.Options{Drives: specs, BlockSize: testBlock, FlushInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

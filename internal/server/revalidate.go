@@ -29,8 +29,9 @@ func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (ti
 		return 0, false // a variant marker has no content to serve
 	}
 	now := time.Now()
-	born, expiry, gen := obj.Freshness()
-	if born.IsZero() {
+	gen := obj.HeaderGen()
+	born, expiry, known := h.hot.freshness(obj, gen)
+	if !known {
 		// Once per stored response (and after each revalidation): parse
 		// its header and classify its path.
 		meta := obj.Meta()
@@ -39,7 +40,7 @@ func (h *Handler) fresh(r *http.Request, t origin.Target, obj *store.Object) (ti
 			hdr.Set("Last-Modified", meta.LastModified) // kept apart, needed by the heuristic (§4.2.2)
 		}
 		born, expiry = h.policy.Expiry(h.classify(t, meta), http.StatusOK, hdr, meta.StoredAt)
-		obj.SetFreshness(gen, born, expiry)
+		h.hot.setFreshness(obj, gen, born, expiry)
 	}
 	age := max(now.Sub(born), 0)
 	if !requestHasDirectives(r) {

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -16,10 +17,10 @@ import (
 
 // serveObject answers from a stored object whose current age is age.
 // http.ServeContent does the Range, If-Range and conditional logic (RFC 9110
-// §13, §14); the body comes straight from the data file (sendfile) when
-// every block the response needs is present and verified, else through a
-// flight.Reader that fetches what is missing. seeded is the fill of the
-// response that discovered the object.
+// §13, §14); the body comes straight from the stored data (by sendfile
+// from a data file) when every block the response needs is present and
+// verified, else through a flight.Reader that fetches what is missing.
+// seeded is the fill of the response that discovered the object.
 func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, t origin.Target, obj *store.Object, seeded *flight.Fill, status string, age time.Duration) {
 	meta := obj.Meta()
 	hdr := w.Header()
@@ -115,13 +116,13 @@ func emptyRangesUnsatisfiable(r *http.Request, size int64) {
 	}
 }
 
-// serveVerified answers from memory or the data file, when every block the
-// response needs is verified. It reports whether it served the request;
-// when not, it has written nothing, and damaged says that the data file's
+// serveVerified answers from memory or the stored data, when every block
+// the response needs is verified. It reports whether it served the request;
+// when not, it has written nothing, and damaged says that the stored data's
 // size is wrong.
 func (h *Handler) serveVerified(w http.ResponseWriter, r *http.Request, t origin.Target, obj *store.Object, meta store.Meta) (served, damaged bool) {
 	hdr := w.Header()
-	if mem := obj.MemoryCopy(); mem != nil {
+	if mem := h.hot.memoryCopy(obj); mem != nil {
 		// Small objects from memory, through Write so that the header
 		// and body leave in one write.
 		if plainGet(r) {
@@ -138,24 +139,33 @@ func (h *Handler) serveVerified(w http.ResponseWriter, r *http.Request, t origin
 		http.ServeContent(writerOnly{w}, r, "", parseHTTPTime(meta.LastModified), bytes.NewReader(mem))
 		return true, false
 	}
-	f, err := obj.Open()
+	data, err := obj.Open()
 	if err != nil {
 		return false, false // the reader passes it through
 	}
-	defer f.Close()
-	// ServeContent takes the length from the file (it seeks to its end):
-	// a file cut short or extended under the cache would be served with
-	// the wrong length and junk. One fstat keeps the *os.File, and so
-	// sendfile, on the healthy path.
-	fi, err := f.Stat()
-	if err == nil && fi.Size() == meta.Size {
-		http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), f)
+	defer data.Close()
+	// ServeContent takes the length from its content (it seeks to its
+	// end): a file cut short or extended under the cache would be served
+	// with the wrong length and junk. One fstat (Size) keeps the *os.File,
+	// and so sendfile, on the healthy path.
+	size, err := data.Size()
+	if err == nil && size == meta.Size {
+		var content io.ReadSeeker
+		if f, ok := data.(interface{ File() *os.File }); ok {
+			content = f.File() // net/http sends an *os.File with sendfile
+		} else {
+			content = io.NewSectionReader(data, 0, size)
+		}
+		http.ServeContent(w, r, "", parseHTTPTime(meta.LastModified), content)
 		return true, false
+	}
+	if err != nil {
+		size = -1
 	}
 	// A storage fault. The reader serves exactly the object's bytes:
 	// what the file still holds, the rest passed through.
 	h.log.Warn("cache data file has the wrong size: serving the object through checks and dropping it",
-		"key", t.Key, "path", obj.Path(), "file_size", fileSize(fi), "size", meta.Size, "err", err)
+		"key", t.Key, "path", obj.Location(), "file_size", size, "size", meta.Size, "err", err)
 	return false, true
 }
 
@@ -193,14 +203,6 @@ func neededBlocks(r *http.Request, size, blockSize int64) (first, last int64, ne
 	}
 	first, last = httprange.Blocks(span.Start, span.Length, blockSize)
 	return first, last, true
-}
-
-// fileSize is fi's size, or -1 when there is no fi.
-func fileSize(fi os.FileInfo) int64 {
-	if fi == nil {
-		return -1
-	}
-	return fi.Size()
 }
 
 func parseHTTPTime(v string) time.Time {

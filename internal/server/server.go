@@ -79,6 +79,7 @@ type Handler struct {
 	recorder  Recorder
 	accessLog *slog.Logger
 	fromPool  func(r *http.Request) bool
+	hot       *hot // hot.go
 
 	revalidateWait time.Duration // Options.RevalidateWait (swr.go)
 }
@@ -102,7 +103,7 @@ func New(o Options) *Handler {
 		resolver: o.Resolver, store: o.Store, flights: o.Flights, upstream: o.Upstream, log: o.Log,
 		nodeID: o.NodeID, policy: policy, maxStale: o.MaxStale, negative: newNegativeCache(o.NegativeTTL),
 		recorder: o.Recorder, accessLog: o.AccessLog, revalidateWait: o.RevalidateWait,
-		fromPool: o.FromPool,
+		fromPool: o.FromPool, hot: newHot(o.Store),
 	}
 }
 

@@ -38,7 +38,7 @@ func TestHitServesTheObjectsSizeWhateverTheFileSize(t *testing.T) {
 			r.flights.Wait()
 			r.expect(r.get("/img"), 200, "gatecache; hit", want)
 
-			if err := c.damage(r.store.Lookup(r.origin.Addr + "/img").Path()); err != nil {
+			if err := c.damage(r.store.Lookup(r.origin.Addr + "/img").Location()); err != nil {
 				t.Fatal(err)
 			}
 			resp := r.get("/img")
@@ -65,7 +65,7 @@ func TestRangeAndHeadOnATruncatedFile(t *testing.T) {
 	want := r.origin.Want("/img")
 	r.expect(r.get("/img"), 200, "", want)
 	r.flights.Wait()
-	path := r.store.Lookup(r.origin.Addr + "/img").Path()
+	path := r.store.Lookup(r.origin.Addr + "/img").Location()
 	if err := os.Truncate(path, 1_000_000); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestRangeAndHeadOnATruncatedFile(t *testing.T) {
 	}
 	r.expect(r.get("/img"), 200, "", want) // HEAD may have dropped it already
 	r.flights.Wait()
-	if err := os.Truncate(r.store.Lookup(r.origin.Addr+"/img").Path(), 1_000_000); err != nil {
+	if err := os.Truncate(r.store.Lookup(r.origin.Addr+"/img").Location(), 1_000_000); err != nil {
 		t.Fatal(err)
 	}
 	r.expect(r.get("/img", "Range", "bytes=900000-1500000"), 206, "", want[900000:1500001])

@@ -9,23 +9,17 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
-// drive is one cache directory with a byte budget: an index (index.db) and
-// object data files under data/XX/ID.
+// drive is one cache drive with a byte budget, and the store's state of it:
+// its objects in LRU order and their space. Its backend keeps the bytes.
 type drive struct {
-	index  int
-	spec   DriveSpec
-	db     *bolt.DB
-	log    *slog.Logger
-	opened time.Time
+	index   int
+	spec    DriveSpec
+	backend Backend // nil when the drive could not be opened
+	log     *slog.Logger
 
 	// Guarded by Store.mu.
 	lru            *list.List // of *Object, most recently used first
@@ -39,16 +33,14 @@ type drive struct {
 	dirty          map[*Object]struct{}
 	touched        map[*Object]struct{}
 	deleted        map[string]uint64 // key -> id of removed objects not yet deleted from the index
-	liveAtOpen     map[uint64]bool   // ids indexed at open, for the orphan sweep
+	// Until the sweep of unindexed items has run: the ids indexed at
+	// open, and those created since (never swept).
+	liveAtOpen, createdSince map[uint64]bool
 }
-
-// errDriveLocked is an index held by another process: two caches on one
-// drive is a configuration mistake, not a drive fault.
-var errDriveLocked = errors.New("index is locked: is another gatecache using this drive?")
 
 func newDrive(i int, spec DriveSpec, log *slog.Logger) *drive {
 	return &drive{
-		index: i, spec: spec, log: log, opened: time.Now(),
+		index: i, spec: spec, log: log,
 		lru:     list.New(),
 		dirty:   make(map[*Object]struct{}),
 		touched: make(map[*Object]struct{}),
@@ -56,28 +48,29 @@ func newDrive(i int, spec DriveSpec, log *slog.Logger) *drive {
 	}
 }
 
+// openDrive opens the drive's backend (DriveSpec.Backend, or the files
+// under DriveSpec.Path) and loads its index.
 func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger) (*drive, []*Object, error) {
 	if spec.Budget <= 0 {
 		return nil, nil, fmt.Errorf("drive %s: budget must be positive", spec.Path)
 	}
-	if err := os.MkdirAll(filepath.Join(spec.Path, "data"), 0o755); err != nil {
-		return nil, nil, fmt.Errorf("drive %s: %w", spec.Path, err)
-	}
-	db, err := bolt.Open(filepath.Join(spec.Path, "index.db"), 0o644, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, nil, fmt.Errorf("drive %s: %w", spec.Path, errDriveLocked)
+	be := spec.Backend
+	if be == nil {
+		fd, err := openFileDrive(spec.Path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("drive %s: %w", spec.Path, err)
 		}
-		return nil, nil, fmt.Errorf("drive %s: open index: %w", spec.Path, err)
+		be = fd
 	}
 	d := newDrive(i, spec, log)
-	d.db = db
+	d.backend = be
 	objs, err := d.load(blockSize)
 	if err != nil {
-		db.Close()
+		be.Close()
 		return nil, nil, fmt.Errorf("drive %s: load index: %w", spec.Path, err)
 	}
 	d.liveAtOpen = make(map[uint64]bool, len(objs))
+	d.createdSince = make(map[uint64]bool)
 	for _, o := range objs {
 		o.drive = d
 		d.liveAtOpen[o.id] = true
@@ -86,8 +79,8 @@ func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger) (*drive
 }
 
 func (d *drive) close() {
-	if d.db != nil {
-		d.db.Close()
+	if d.backend != nil {
+		d.backend.Close()
 	}
 }
 
@@ -114,70 +107,54 @@ func compareInt64(a, b int64) int {
 	return 0
 }
 
-func (d *drive) dataPath(id uint64) string {
-	return filepath.Join(d.spec.Path, "data", fmt.Sprintf("%02x", byte(id)), fmt.Sprintf("%016x", id))
-}
-
-// createFile makes a new sparse data file of the given size with a fresh id.
-func (d *drive) createFile(size int64) (uint64, string, error) {
+// createData makes the data item of a new object on d under a fresh id.
+// The id is recorded first, so that the sweep never takes the new item
+// for one a crash left.
+func (s *Store) createData(d *drive, size int64) (uint64, error) {
 	for range 8 {
 		id := rand.Uint64()
-		path := d.dataPath(id)
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-		if errors.Is(err, os.ErrNotExist) {
-			if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
-				f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-			}
+		s.mu.Lock()
+		if d.createdSince != nil {
+			d.createdSince[id] = true
 		}
-		if errors.Is(err, os.ErrExist) {
+		s.mu.Unlock()
+		err := d.backend.Create(id, size)
+		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
-		if err != nil {
-			return 0, "", err
-		}
-		err = f.Truncate(size)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(path)
-			return 0, "", err
-		}
-		return id, path, nil
+		return id, err
 	}
-	return 0, "", errors.New("no free object id")
+	return 0, errors.New("no free object id")
 }
 
-// removeOrphans deletes data files that no index entry names: files created
-// just before a crash, before the flusher indexed them. Files modified since
-// shortly before the drive was opened may belong to objects created since,
-// and are left alone (file times come from a clock that can lag ours by a
-// few milliseconds, hence the margin).
-func (d *drive) removeOrphans() {
-	if d.db == nil {
-		return
+// sweep deletes the data items that no index entry names: items created
+// just before a crash, before the flusher indexed them. Items created since
+// the drive was opened are left alone. It stops early when the store
+// closes.
+func (s *Store) sweep(d *drive) {
+	defer s.sweeps.Done()
+	var ids []uint64
+	err := d.backend.List(func(id uint64) { ids = append(ids, id) })
+	s.mu.Lock()
+	orphans := slices.DeleteFunc(ids, func(id uint64) bool { return d.liveAtOpen[id] || d.createdSince[id] })
+	d.liveAtOpen, d.createdSince = nil, nil
+	s.mu.Unlock()
+	if err != nil {
+		d.log.Warn("cache drive: cannot list its data", "drive", d.spec.Path, "err", err)
 	}
-	root := filepath.Join(d.spec.Path, "data")
 	removed := 0
-	filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
-			return nil
+	for _, id := range orphans {
+		select {
+		case <-s.stop:
+			return
+		default:
 		}
-		id, perr := strconv.ParseUint(e.Name(), 16, 64)
-		if perr != nil || d.liveAtOpen[id] {
-			return nil
-		}
-		info, ierr := e.Info()
-		if ierr != nil || !info.ModTime().Before(d.opened.Add(-2*time.Second)) {
-			return nil
-		}
-		if os.Remove(path) == nil {
+		if d.backend.Remove(id) == nil {
 			removed++
 		}
-		return nil
-	})
+	}
 	if removed > 0 {
-		d.log.Info("cache drive: removed unindexed data files left by an unclean stop", "drive", d.spec.Path, "files", removed)
+		d.log.Info("cache drive: removed unindexed data left by an unclean stop", "drive", d.spec.Path, "items", removed)
 	}
 }
 

@@ -1,27 +1,18 @@
 package store
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"os"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-	"golang.org/x/sys/unix"
 )
 
-// The index of a drive is a bbolt file with two buckets: "objects" maps a
-// cache key to its record (id, metadata, block bitmap and checksums) and
-// "atime" maps it to its last use. Access times live apart so that a hit
-// rewrites 8 bytes at the next group commit, not the whole record.
-var (
-	bucketObjects = []byte("objects")
-	bucketAtime   = []byte("atime")
-)
+// The index of a drive maps an index key (the cache key, see indexKey) to
+// the object's record (id, metadata, block bitmap and checksums) and keeps
+// the object's last use beside it; the drive's Backend stores them.
 
 // recordVersion 2 stores each header field with all its values; version 1
 // records (one name and value per field) are read too, their fields grouped
@@ -44,20 +35,20 @@ const keyedVersion = 0x80
 // carries the whole key.
 const maxPlainKey = 1024
 
-// indexKey is the key of a cache key's records in the index buckets.
-func indexKey(key string) []byte {
+// indexKey is the key of a cache key's records in the index.
+func indexKey(key string) string {
 	if key != "" && len(key) <= maxPlainKey && key[0] != 0 {
-		return []byte(key)
+		return key
 	}
 	sum := sha256.Sum256([]byte(key))
-	return append([]byte{0}, sum[:]...)
+	return "\x00" + string(sum[:])
 }
 
 // encodeEntry is the stored value of o's record: the record itself, or for
 // a key indexed by digest the key and the record.
 func encodeEntry(o *Object) []byte {
 	rec := encodeRecordLocked(o)
-	if ik := indexKey(o.key); len(ik) == len(o.key) && string(ik) == o.key {
+	if indexKey(o.key) == o.key {
 		return rec
 	}
 	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(o.key)+len(rec))
@@ -67,15 +58,15 @@ func encodeEntry(o *Object) []byte {
 }
 
 // decodeEntry reads a stored value found under index key k.
-func decodeEntry(k, v []byte, blockSize int64) (*Object, error) {
-	key := string(k)
+func decodeEntry(k string, v []byte, blockSize int64) (*Object, error) {
+	key := k
 	if len(v) > 0 && v[0] == keyedVersion {
 		r := &recordReader{b: v[1:]}
 		key = r.string()
 		if r.err != nil {
 			return nil, r.err
 		}
-		if !bytes.Equal(indexKey(key), k) {
+		if indexKey(key) != k {
 			return nil, errors.New("record key does not match its index key")
 		}
 		v = r.b
@@ -94,58 +85,35 @@ const (
 
 // load reads every record of the drive. Blocks come back present but not
 // verified: each is checked against its checksum before it is first served.
+// Unreadable records are deleted, and long keys an earlier version indexed
+// as they are move under their digest.
 func (d *drive) load(blockSize int64) ([]*Object, error) {
 	var objs []*Object
-	err := d.db.Update(func(tx *bolt.Tx) error {
-		ob, err := tx.CreateBucketIfNotExists(bucketObjects)
-		if err != nil {
-			return err
-		}
-		ab, err := tx.CreateBucketIfNotExists(bucketAtime)
-		if err != nil {
-			return err
-		}
-		var bad [][]byte
-		var moved []*Object
-		err = ob.ForEach(func(k, v []byte) error {
-			o, derr := decodeEntry(k, v, blockSize)
-			if derr != nil {
-				d.log.Warn("cache index: dropping unreadable record", "drive", d.spec.Path, "key", logKey(string(k)), "err", derr)
-				bad = append(bad, k)
-				return nil
-			}
-			if a := ab.Get(k); len(a) == 8 {
-				o.atime = int64(binary.LittleEndian.Uint64(a))
-			}
-			if !bytes.Equal(indexKey(o.key), k) {
-				// A long key indexed as it is by an earlier version:
-				// move it under its digest.
-				bad, moved = append(bad, k), append(moved, o)
-			}
-			objs = append(objs, o)
+	fix := IndexBatch{Puts: map[string][]byte{}, Atimes: map[string]int64{}}
+	err := d.backend.Load(func(k string, v []byte, atime int64) error {
+		o, derr := decodeEntry(k, v, blockSize)
+		if derr != nil {
+			d.log.Warn("cache index: dropping unreadable record", "drive", d.spec.Path, "key", logKey(k), "err", derr)
+			fix.Deletes = append(fix.Deletes, k)
 			return nil
-		})
-		if err != nil {
-			return err
 		}
-		for _, k := range bad {
-			ob.Delete(k)
-			ab.Delete(k)
+		o.atime = atime
+		if ik := indexKey(o.key); ik != k {
+			fix.Deletes = append(fix.Deletes, k)
+			fix.Puts[ik], fix.Atimes[ik] = encodeEntry(o), o.atime
 		}
-		for _, o := range moved {
-			if err := errors.Join(ob.Put(indexKey(o.key), encodeEntry(o)), putAtime(ab, indexKey(o.key), o.atime)); err != nil {
-				return err
-			}
-		}
+		objs = append(objs, o)
 		return nil
 	})
-	return objs, err
-}
-
-func putAtime(ab *bolt.Bucket, k []byte, t int64) error {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(t))
-	return ab.Put(k, b[:])
+	if err != nil {
+		return nil, err
+	}
+	if len(fix.Deletes) > 0 {
+		if _, err := d.backend.Commit(&fix); err != nil {
+			return nil, err
+		}
+	}
+	return objs, nil
 }
 
 // logKey shortens a key for a log line.
@@ -261,8 +229,8 @@ func decodeRecord(key string, v []byte, blockSize int64) (*Object, error) {
 		}
 		o.blocks[i] = blockPresent
 		o.crcs[i] = binary.LittleEndian.Uint32(c)
-		start := i * blockSize
-		o.presentBytes += min(start+blockSize, m.Size) - start
+		start, end := blockBounds(i, m.Size, blockSize)
+		o.presentBytes += end - start
 	}
 	return o, nil
 }
@@ -287,11 +255,10 @@ func (s *Store) flushLoop(interval time.Duration) {
 }
 
 type driveBatch struct {
-	d       *drive
-	records map[string][]byte
-	atimes  map[string]int64
-	deleted []string
-	sync    []string // data files to make durable before indexing
+	d *drive
+	IndexBatch
+	sync  []uint64          // items to make durable before indexing
+	names map[string]string // index key -> cache key, for keys indexed by digest
 }
 
 // flush makes committed blocks durable, then records them: a block is in the
@@ -309,7 +276,7 @@ func (s *Store) flush(force bool) error {
 		if len(d.dirty) == 0 && (len(d.touched) == 0 || !atimes) && len(d.deleted) == 0 {
 			continue
 		}
-		b := driveBatch{d: d, records: make(map[string][]byte, len(d.dirty)), atimes: make(map[string]int64, len(d.touched))}
+		b := driveBatch{d: d, IndexBatch: IndexBatch{Puts: make(map[string][]byte, len(d.dirty)), Atimes: make(map[string]int64, len(d.touched))}}
 		for o := range d.dirty {
 			if !force && o.dirtyData && now.Sub(o.dataSince) < maxSyncDelay &&
 				(o.writers > 0 || now.Sub(o.lastData) < s.syncDelay) {
@@ -321,20 +288,31 @@ func (s *Store) flush(force bool) error {
 				continue
 			}
 			delete(d.dirty, o)
-			b.records[o.key] = encodeEntry(o)
+			ik := indexKey(o.key)
+			b.Puts[ik] = encodeEntry(o)
+			if ik != o.key {
+				if b.names == nil {
+					b.names = make(map[string]string)
+				}
+				b.names[ik] = o.key
+			}
 			if o.dirtyData {
-				b.sync = append(b.sync, d.dataPath(o.id))
+				b.sync = append(b.sync, o.id)
 			}
 			o.dirty, o.dirtyData = false, false
 		}
 		if atimes {
 			for o := range d.touched {
-				b.atimes[o.key] = o.atime
+				b.Atimes[indexKey(o.key)] = o.atime
 			}
 			clear(d.touched)
 		}
 		for k := range d.deleted {
-			b.deleted = append(b.deleted, k)
+			// A key removed and created again in one window keeps
+			// its new record.
+			if ik := indexKey(k); b.Puts[ik] == nil {
+				b.Deletes = append(b.Deletes, ik)
+			}
 		}
 		clear(d.deleted)
 		batches = append(batches, b)
@@ -350,62 +328,27 @@ func (s *Store) flush(force bool) error {
 	return firstErr
 }
 
-// commit syncs the batch's data files and writes its records in one
-// transaction. A record that bbolt refuses is left out (logged), never
-// failing the others: its object stays cached until restart but is not
-// indexed, and any older record of its key is deleted so that none stands
-// for it.
+// commit syncs the batch's data items and writes its records in one
+// transaction. A record that the backend refuses is left out (logged),
+// never failing the others: its object stays cached until restart but is
+// not indexed.
 func (b *driveBatch) commit(log *slog.Logger) error {
-	if b.d.db == nil {
+	if b.d.backend == nil {
 		return nil // taken out of use at open: nothing is placed on it
 	}
-	for _, p := range b.sync {
-		if err := fdatasync(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+	for _, id := range b.sync {
+		if err := b.d.backend.Sync(id); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
-	return b.d.db.Update(func(tx *bolt.Tx) error {
-		ob, ab := tx.Bucket(bucketObjects), tx.Bucket(bucketAtime)
-		// Deletions first: a key removed and created again in one window
-		// keeps its new record.
-		for _, k := range b.deleted {
-			if _, again := b.records[k]; again {
-				continue
-			}
-			if err := errors.Join(ob.Delete(indexKey(k)), ab.Delete(indexKey(k))); err != nil {
-				return err
-			}
+	refused, err := b.d.backend.Commit(&b.IndexBatch)
+	for ik, rerr := range refused {
+		key, ok := b.names[ik]
+		if !ok {
+			key = ik
 		}
-		for k, v := range b.records {
-			ik := indexKey(k)
-			if err := ob.Put(ik, v); err != nil {
-				log.Error("cache index: cannot record an object: it is not kept across a restart",
-					"drive", b.d.spec.Path, "key", logKey(k), "err", err)
-				delete(b.records, k)
-				if err := errors.Join(ob.Delete(ik), ab.Delete(ik)); err != nil {
-					return err
-				}
-			}
-		}
-		for k, t := range b.atimes {
-			ik := indexKey(k)
-			if _, gone := b.records[k]; !gone && ob.Get(ik) == nil {
-				continue // removed meanwhile, or not recorded
-			}
-			if err := putAtime(ab, ik, t); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-func fdatasync(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
+		log.Error("cache index: cannot record an object: it is not kept across a restart",
+			"drive", b.d.spec.Path, "key", logKey(key), "err", rerr)
 	}
-	defer f.Close()
-	// fdatasync: the data and the size, not the timestamps.
-	return unix.Fdatasync(int(f.Fd()))
+	return err
 }

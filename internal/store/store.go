@@ -1,6 +1,6 @@
 // Package store keeps cached objects on up to nine drives: each object is a
-// sparse file of fixed-size aligned blocks, with a bitmap of the blocks that
-// are present and a checksum per block, recorded in a per-drive index.
+// sparse data item of fixed-size aligned blocks, with a bitmap of the blocks
+// that are present and a checksum per block, recorded in a per-drive index.
 //
 // The store knows nothing of HTTP. It answers three questions for the layers
 // above: which object does this key name, which of its blocks are present
@@ -8,9 +8,14 @@
 // through a BlockWriter that reserves space (evicting least-recently-used
 // objects), checksums the bytes and commits the block.
 //
+// What a drive physically does (keep items of bytes, make them durable,
+// keep index records) is a Backend: files and a bbolt index in service
+// (filedrive.go), memory in tests (MemoryDrive). Blocks, checksums, records,
+// placement, eviction and accounting are above it, written once.
+//
 // Durability: a committed block is readable at once (its bytes are in the page
 // cache), but it is recorded in the persisted index only by the flusher, after
-// the object's file has been fdatasync'ed. After a restart every block is
+// the object's data has been synced (fdatasync). After a restart every block is
 // checked against its checksum once before it is first served, so a torn or
 // lost write is refetched, never served.
 package store
@@ -18,8 +23,8 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -37,8 +42,11 @@ var (
 
 // DriveSpec configures one cache drive.
 type DriveSpec struct {
-	Path   string // directory holding the drive's index and data
+	Path   string // directory holding the drive's index and data; with Backend, only its name
 	Budget int64  // maximum bytes of object data kept on the drive
+	// Backend keeps the drive's data and index; nil: files and a bbolt
+	// index under Path.
+	Backend Backend
 }
 
 // Options configures a Store. Zero values take the stated defaults.
@@ -46,32 +54,30 @@ type Options struct {
 	Drives        []DriveSpec
 	BlockSize     int64         // default 1 MiB
 	FlushInterval time.Duration // how often committed blocks are made durable and indexed; default 250 ms
-	SyncDelay     time.Duration // how long an object's file must be quiet before it is synced and indexed; default 30 s
-	// MemoryBudget is the RAM kept for copies of small complete objects
-	// (package indexes, metadata files), served without touching a file;
-	// default 32 MiB. MemoryObjectMax is the largest such object; default 64 KiB.
-	MemoryBudget    int64
-	MemoryObjectMax int64
-	Logger          *slog.Logger // default slog.Default()
+	SyncDelay     time.Duration // how long an object's data must be quiet before it is synced and indexed; default 30 s
+	Logger        *slog.Logger  // default slog.Default()
 }
 
 // Store is the set of drives and the objects on them. All in-memory state
 // (objects, block bitmaps, LRU order, usage) is guarded by one mutex: every
 // operation under it is a few pointer updates, and no I/O is done while it
-// is held.
+// is held, not even a log line. An object removed under it gives its space
+// back at once; its data is deleted once the mutex is released (unlock).
 type Store struct {
 	blockSize int64
 	syncDelay time.Duration
 	log       *slog.Logger
 
-	memBudget, memMax int64
-
 	mu       sync.Mutex
 	objects  map[string]*Object
 	atimesAt time.Time // last time access times were written
-	memUsed  int64     // bytes of in-memory object copies
 	drives   []*drive
 	closed   bool
+	trash    []*Object       // removed under mu, data not yet deleted
+	removing int             // unlock calls deleting data now
+	idle     sync.Cond       // on mu: removing dropped to 0
+	onRemove []func(*Object) // see OnRemove
+	sweeps   sync.WaitGroup  // sweeps of unindexed items in progress
 
 	// variantMu makes "find or make the marker, then add the variant"
 	// one step for concurrent CreateVariant calls.
@@ -97,12 +103,6 @@ func Open(opts Options) (*Store, error) {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 250 * time.Millisecond
 	}
-	if opts.MemoryBudget <= 0 {
-		opts.MemoryBudget = 32 << 20
-	}
-	if opts.MemoryObjectMax <= 0 {
-		opts.MemoryObjectMax = 64 << 10
-	}
 	if opts.SyncDelay <= 0 {
 		opts.SyncDelay = 30 * time.Second
 	}
@@ -112,8 +112,6 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		blockSize: opts.BlockSize,
 		syncDelay: opts.SyncDelay,
-		memBudget: opts.MemoryBudget,
-		memMax:    opts.MemoryObjectMax,
 		log:       opts.Logger,
 		objects:   make(map[string]*Object),
 		flushNow:  make(chan struct{}, 1),
@@ -148,12 +146,14 @@ func Open(opts Options) (*Store, error) {
 				}
 				loser.removed = true
 				loser.drive.deleted[loser.key] = loser.id
+				s.trash = append(s.trash, loser)
 				continue
 			}
 			s.objects[o.key] = o
 		}
 		kept[i] = objs
 	}
+	s.idle.L = &s.mu
 	s.mu.Lock()
 	for i, d := range s.drives {
 		d.buildLRU(kept[i])
@@ -161,16 +161,20 @@ func Open(opts Options) (*Store, error) {
 		// excess back now.
 		s.evictLocked(d, 0)
 	}
-	s.mu.Unlock()
+	s.unlock()
 	for _, d := range s.drives {
-		go d.removeOrphans()
+		if d.backend != nil {
+			s.sweeps.Add(1)
+			go s.sweep(d)
+		}
 	}
 	go s.flushLoop(opts.FlushInterval)
 	return s, nil
 }
 
 // Close makes every committed block durable, writes the index and closes the
-// drives.
+// drives, once the deletions of removed objects' data under way are done.
+// An object removed after Close still has its data deleted.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -181,6 +185,12 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	<-s.stopped
+	s.sweeps.Wait()
+	s.mu.Lock()
+	for s.removing > 0 {
+		s.idle.Wait()
+	}
+	s.mu.Unlock()
 	err := s.flush(true)
 	s.closeDrives()
 	return err
@@ -221,7 +231,7 @@ func (s *Store) Create(key string, meta Meta) (*Object, error) {
 	if d == nil {
 		return nil, ErrTooLarge
 	}
-	id, path, err := d.createFile(meta.Size)
+	id, err := s.createData(d, meta.Size)
 	if err != nil {
 		s.markFailed(d, err)
 		return nil, fmt.Errorf("%w: %v", ErrStorage, err)
@@ -230,7 +240,7 @@ func (s *Store) Create(key string, meta Meta) (*Object, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		os.Remove(path)
+		d.backend.Remove(id)
 		return nil, ErrRemoved
 	}
 	if old := s.objects[key]; old != nil {
@@ -241,7 +251,7 @@ func (s *Store) Create(key string, meta Meta) (*Object, error) {
 	d.objects++
 	o.dirty = true
 	d.dirty[o] = struct{}{}
-	s.mu.Unlock()
+	s.unlock()
 	return o, nil
 }
 
@@ -249,7 +259,7 @@ func (s *Store) Create(key string, meta Meta) (*Object, error) {
 // invalidation, or a version that changed upstream).
 func (s *Store) Remove(key string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if o := s.objects[key]; o != nil {
 		s.removeWithVariantsLocked(o)
 	}
@@ -258,22 +268,22 @@ func (s *Store) Remove(key string) {
 // RemoveObject drops o if it is still the object stored under its key.
 func (s *Store) RemoveObject(o *Object) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if s.objects[o.key] == o {
 		s.removeLocked(o)
 	}
 }
 
-// removeLocked forgets o, gives its space back and deletes its file. Open
-// readers keep reading their descriptor (unlinked files stay readable on
-// POSIX systems); writers find the object removed at their next commit.
+// removeLocked forgets o and gives its space back at once, so that the
+// budget stays exact; its data is deleted by unlock, after the mutex is
+// released. Open readers keep reading (a removed item stays readable, as
+// an unlinked file does); writers find the object removed at their next
+// commit.
 func (s *Store) removeLocked(o *Object) {
 	if o.removed {
 		return
 	}
 	o.removed = true
-	s.memUsed -= int64(len(o.mem))
-	o.mem = nil
 	if s.objects[o.key] == o {
 		delete(s.objects, o.key)
 	}
@@ -283,11 +293,44 @@ func (s *Store) removeLocked(o *Object) {
 	d.objects--
 	delete(d.dirty, o)
 	d.deleted[o.key] = o.id
-	// Unlinking is a metadata operation that does not wait for data; doing
-	// it here keeps the budget exact at the cost of a short syscall.
-	if err := os.Remove(d.dataPath(o.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.log.Warn("cache drive: cannot delete object file", "drive", d.spec.Path, "err", err)
+	s.trash = append(s.trash, o)
+}
+
+// unlock releases s.mu, then deletes the data of the objects removed while
+// it was held and tells the OnRemove hooks. Every path that may remove an
+// object unlocks with it. A crash between the two leaves an item that, once
+// its index record is gone, is swept at the next start.
+func (s *Store) unlock() {
+	trash, hooks := s.trash, s.onRemove
+	if len(trash) == 0 {
+		s.mu.Unlock()
+		return
 	}
+	s.trash = nil
+	s.removing++
+	s.mu.Unlock()
+	for _, o := range trash {
+		if err := o.drive.backend.Remove(o.id); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("cache drive: cannot delete an object's data", "drive", o.drive.spec.Path, "err", err)
+		}
+		for _, fn := range hooks {
+			fn(o)
+		}
+	}
+	s.mu.Lock()
+	if s.removing--; s.removing == 0 {
+		s.idle.Broadcast()
+	}
+	s.mu.Unlock()
+}
+
+// OnRemove has fn called with every object that leaves the cache from now
+// on (removed, replaced or evicted), once, outside the store's lock. Users
+// that keep state per object drop it there.
+func (s *Store) OnRemove(fn func(*Object)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onRemove = append(s.onRemove, fn)
 }
 
 // DriveStats describes one drive for the summary and metrics.
@@ -325,13 +368,21 @@ func (s *Store) Stats() []DriveStats {
 // the room it has, so the budget shrinks to what it holds and the least
 // recently used objects make room from then on.
 func (s *Store) markFailed(d *drive, err error) {
+	var note func() // logged once the lock is released
+	defer func() {
+		if note != nil {
+			note()
+		}
+	}()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		budget := max(d.used-d.used/20, 0) // 5 % below what is stored now
-		if budget < d.spec.Budget {
-			s.log.Warn("cache drive's filesystem is full: budget lowered below the configured size",
-				"drive", d.spec.Path, "configured", d.spec.Budget, "budget", budget, "err", err)
+		if configured := d.spec.Budget; budget < configured {
+			note = func() {
+				s.log.Warn("cache drive's filesystem is full: budget lowered below the configured size",
+					"drive", d.spec.Path, "configured", configured, "budget", budget, "err", err)
+			}
 			d.spec.Budget = budget
 			s.evictLocked(d, 0)
 		}
@@ -339,8 +390,10 @@ func (s *Store) markFailed(d *drive, err error) {
 	}
 	if d.failed == nil {
 		d.failed = err
-		s.log.Error("cache drive failed: content is passed through uncached until restart",
-			"drive", d.spec.Path, "err", err)
+		note = func() {
+			s.log.Error("cache drive failed: content is passed through uncached until restart",
+				"drive", d.spec.Path, "err", err)
+		}
 	}
 }
 

@@ -31,7 +31,7 @@ func (s *Store) CreateVariant(base string, vary []string, key string, meta Meta,
 		return nil, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if marker.removed {
 		return o, nil
 	}

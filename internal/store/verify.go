@@ -1,15 +1,8 @@
 package store
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"strconv"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // VerifyReport is what an offline check found on one drive.
@@ -18,14 +11,14 @@ type VerifyReport struct {
 	Objects       int   // indexed objects
 	Blocks        int64 // present blocks checked
 	BadBlocks     int64 // blocks whose bytes do not match their checksum
-	MissingFiles  int   // indexed objects whose data file is gone
-	OrphanFiles   int   // data files no index entry names
+	MissingFiles  int   // indexed objects whose data is gone
+	OrphanFiles   int   // data items (files) no index entry names
 	Repaired      bool
 	BadObjectKeys []string
 }
 
 // OK reports whether the drive is consistent: every indexed block is there
-// and matches its checksum. Stray (unindexed) data files do not count: they
+// and matches its checksum. Stray (unindexed) data items do not count: they
 // are what a crash leaves of objects being filled, never served, and
 // deleted at the next start (or by a repair).
 func (r VerifyReport) OK() bool {
@@ -34,8 +27,8 @@ func (r VerifyReport) OK() bool {
 
 // Verify checks every present block of every drive of a stopped cache
 // against its checksum. With repair, bad blocks are dropped from the index
-// (they will be fetched again), entries of missing files are removed and
-// stray data files deleted. It needs the drives' index locks, so it fails
+// (they will be fetched again), entries of missing data are removed and
+// stray data items deleted. It needs the drives' index locks, so it fails
 // while a gatecache serves them.
 func Verify(opts Options, repair bool) ([]VerifyReport, error) {
 	if opts.BlockSize <= 0 {
@@ -63,14 +56,14 @@ func Verify(opts Options, repair bool) ([]VerifyReport, error) {
 
 func (s *Store) verifyDrive(d *drive, objs []*Object, repair bool) (VerifyReport, error) {
 	rep := VerifyReport{Path: d.spec.Path, Objects: len(objs), Repaired: repair}
-	var rewrite, drop []*Object
+	var fix IndexBatch
 	for _, o := range objs {
 		o.store, o.drive = s, d
-		f, err := os.Open(d.dataPath(o.id))
+		f, err := d.backend.Open(o.id)
 		if err != nil {
 			rep.MissingFiles++
 			rep.BadObjectKeys = append(rep.BadObjectKeys, o.key)
-			drop = append(drop, o)
+			fix.Deletes = append(fix.Deletes, indexKey(o.key))
 			continue
 		}
 		bad := false
@@ -87,52 +80,40 @@ func (s *Store) verifyDrive(d *drive, objs []*Object, repair bool) (VerifyReport
 		f.Close()
 		if bad {
 			rep.BadObjectKeys = append(rep.BadObjectKeys, o.key)
-			rewrite = append(rewrite, o)
+			if fix.Puts == nil {
+				fix.Puts = make(map[string][]byte)
+			}
+			fix.Puts[indexKey(o.key)] = encodeEntry(o)
 		}
 	}
-	orphans := d.strayFiles(objs)
+	orphans, err := strays(d.backend, objs)
 	rep.OrphanFiles = len(orphans)
+	if err != nil {
+		return rep, fmt.Errorf("drive %s: list data: %w", d.spec.Path, err)
+	}
 	if !repair {
 		return rep, nil
 	}
-	for _, p := range orphans {
-		os.Remove(p)
+	for _, id := range orphans {
+		d.backend.Remove(id)
 	}
-	err := d.db.Update(func(tx *bolt.Tx) error {
-		ob, ab := tx.Bucket(bucketObjects), tx.Bucket(bucketAtime)
-		for _, o := range drop {
-			if err := errors.Join(ob.Delete(indexKey(o.key)), ab.Delete(indexKey(o.key))); err != nil {
-				return err
-			}
-		}
-		for _, o := range rewrite {
-			if err := ob.Put(indexKey(o.key), encodeEntry(o)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if _, err := d.backend.Commit(&fix); err != nil {
 		return rep, fmt.Errorf("drive %s: repair index: %w", d.spec.Path, err)
 	}
 	return rep, nil
 }
 
-// strayFiles lists data files that no indexed object names.
-func (d *drive) strayFiles(objs []*Object) []string {
+// strays lists the data items that no indexed object names.
+func strays(be Backend, objs []*Object) ([]uint64, error) {
 	live := make(map[uint64]bool, len(objs))
 	for _, o := range objs {
 		live[o.id] = true
 	}
-	var out []string
-	filepath.WalkDir(filepath.Join(d.spec.Path, "data"), func(path string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
-			return nil
+	var out []uint64
+	err := be.List(func(id uint64) {
+		if !live[id] {
+			out = append(out, id)
 		}
-		if id, perr := strconv.ParseUint(e.Name(), 16, 64); perr != nil || !live[id] {
-			out = append(out, path)
-		}
-		return nil
 	})
-	return out
+	return out, err
 }

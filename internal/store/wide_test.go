@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -43,10 +42,10 @@ func blockBytes(i, n int64) []byte {
 	return b
 }
 
-// TestHundredGBDrive: a 100 GB drive holding a 60 GB object, with blocks
+// complianceWide: a 100 GB drive holding a 60 GB object, with blocks
 // written at 2 GiB, at 4 GiB and at the short end, through a restart.
-func TestHundredGBDrive(t *testing.T) {
-	specs := []DriveSpec{{Path: filepath.Join(t.TempDir(), "cache1"), Budget: 100 * gb}}
+func complianceWide(t *testing.T, k backendKit) {
+	specs := []DriveSpec{k.drive(t, 100*gb)}
 	s := openWide(t, specs)
 	if _, err := s.Create("too/big", Meta{Size: 100*gb + 1}); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("object of 100 GB + 1 byte on a 100 GB drive: %v, want ErrTooLarge", err)
@@ -106,7 +105,7 @@ func writeWide(t *testing.T, o *Object, blocks ...int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer o.CloseWriter(f)
+	defer f.Close()
 	for _, i := range blocks {
 		w, err := o.NewBlockWriter(f, i)
 		if err != nil {
@@ -122,16 +121,16 @@ func writeWide(t *testing.T, o *Object, blocks ...int64) {
 	}
 }
 
-// checkWide reads the blocks back from the data file at their offsets.
+// checkWide reads the blocks back from the object's data at their offsets.
 func checkWide(t *testing.T, o *Object, blocks []int64) {
 	t.Helper()
-	f, err := os.Open(o.Path())
+	f, err := o.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if info, err := f.Stat(); err != nil || info.Size() != o.Size() {
-		t.Fatalf("data file: %v, want %d bytes", err, o.Size())
+	if size, err := f.Size(); err != nil || size != o.Size() {
+		t.Fatalf("data: %d bytes, %v; want %d bytes", size, err, o.Size())
 	}
 	for _, i := range blocks {
 		start, end := o.BlockBounds(i)
@@ -204,7 +203,7 @@ func TestIndexOfAHundredGBDriveFits32BitMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	var live int
-	err := s.drives[0].db.View(func(tx *bolt.Tx) error {
+	err := s.drives[0].backend.(*fileDrive).db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
 			st := b.Stats()
 			live += st.BranchInuse + st.LeafInuse
