@@ -33,8 +33,13 @@ type Backend interface {
 	// crash left unindexed and for the offline check.
 	List(fn func(id uint64)) error
 	// Load calls fn with every index record and the access time kept
-	// beside it (0 when none). rec is valid only during the call.
-	Load(fn func(key string, rec []byte, atime int64) error) error
+	// beside it (0 when none). key and rec are valid only during the call. It is
+	// what a start costs, once per record: a million records must load
+	// in well under a second.
+	Load(fn func(key, rec []byte, atime int64) error) error
+	// Get returns the index record stored under key (a copy the caller
+	// keeps), or an error matching fs.ErrNotExist when there is none.
+	Get(key string) ([]byte, error)
 	// Commit applies one batch to the index, all of it or nothing. A
 	// record the backend refuses (too large for it) is left out, never
 	// failing the rest: any older record of its key is deleted so that

@@ -120,7 +120,7 @@ func complianceSweep(t *testing.T, k backendKit) {
 	d := s.drives[0]
 	// As at open, with nothing indexed: a sweep is due.
 	s.mu.Lock()
-	d.liveAtOpen, d.createdSince = map[uint64]bool{}, map[uint64]bool{}
+	d.liveAtOpen, d.createdSince = []uint64{}, map[uint64]bool{}
 	s.mu.Unlock()
 	o, err := s.Create("created-since-open", Meta{Size: 10})
 	if err != nil {

@@ -62,6 +62,7 @@ func runCompliance(t *testing.T, k backendKit) {
 		{"SweepSparesObjectsCreatedSinceOpen", complianceSweep},
 		{"NoBackendIOUnderTheStoreLock", complianceNoIOUnderLock},
 		{"Verify", complianceVerify},
+		{"ColdEntries", complianceCold},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, k) })
 	}

@@ -33,9 +33,14 @@ type drive struct {
 	dirty          map[*Object]struct{}
 	touched        map[*Object]struct{}
 	deleted        map[string]uint64 // key -> id of removed objects not yet deleted from the index
+	// Indexed objects not looked up since open (cold.go), oldest first;
+	// entries before coldNext are gone, coldLive are not.
+	cold               []coldEntry
+	coldNext, coldLive int
 	// Until the sweep of unindexed items has run: the ids indexed at
-	// open, and those created since (never swept).
-	liveAtOpen, createdSince map[uint64]bool
+	// open, sorted, and those created since (never swept).
+	liveAtOpen   []uint64
+	createdSince map[uint64]bool
 }
 
 func newDrive(i int, spec DriveSpec, log *slog.Logger) *drive {
@@ -49,8 +54,9 @@ func newDrive(i int, spec DriveSpec, log *slog.Logger) *drive {
 }
 
 // openDrive opens the drive's backend (DriveSpec.Backend, or the files
-// under DriveSpec.Path) and loads its index.
-func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger) (*drive, []*Object, error) {
+// under DriveSpec.Path) and loads its index: whole objects for the offline
+// check (full), cold entries for service.
+func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger, full bool) (*drive, []*Object, error) {
 	if spec.Budget <= 0 {
 		return nil, nil, fmt.Errorf("drive %s: budget must be positive", spec.Path)
 	}
@@ -64,17 +70,27 @@ func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger) (*drive
 	}
 	d := newDrive(i, spec, log)
 	d.backend = be
-	objs, err := d.load(blockSize)
+	var objs []*Object
+	var err error
+	if full {
+		objs, err = d.load(blockSize)
+	} else {
+		err = d.loadCold(blockSize)
+	}
 	if err != nil {
 		be.Close()
 		return nil, nil, fmt.Errorf("drive %s: load index: %w", spec.Path, err)
 	}
-	d.liveAtOpen = make(map[uint64]bool, len(objs))
-	d.createdSince = make(map[uint64]bool)
+	d.liveAtOpen = make([]uint64, 0, len(objs)+len(d.cold))
 	for _, o := range objs {
 		o.drive = d
-		d.liveAtOpen[o.id] = true
+		d.liveAtOpen = append(d.liveAtOpen, o.id)
 	}
+	for _, e := range d.cold {
+		d.liveAtOpen = append(d.liveAtOpen, e.id)
+	}
+	slices.Sort(d.liveAtOpen)
+	d.createdSince = make(map[uint64]bool)
 	return d, objs, nil
 }
 
@@ -84,8 +100,16 @@ func (d *drive) close() {
 	}
 }
 
-// buildLRU orders the loaded objects by last use and accounts their space.
+// buildLRU orders the loaded objects by last use and accounts their space,
+// and the space of the cold entries.
 func (d *drive) buildLRU(objs []*Object) {
+	for _, e := range d.cold {
+		if !e.gone {
+			d.used += e.bytes
+			d.objects++
+			d.coldLive++
+		}
+	}
 	slices.SortFunc(objs, func(a, b *Object) int { return compareInt64(b.atime, a.atime) })
 	for _, o := range objs {
 		if o.removed {
@@ -136,7 +160,10 @@ func (s *Store) sweep(d *drive) {
 	var ids []uint64
 	err := d.backend.List(func(id uint64) { ids = append(ids, id) })
 	s.mu.Lock()
-	orphans := slices.DeleteFunc(ids, func(id uint64) bool { return d.liveAtOpen[id] || d.createdSince[id] })
+	orphans := slices.DeleteFunc(ids, func(id uint64) bool {
+		_, live := slices.BinarySearch(d.liveAtOpen, id)
+		return live || d.createdSince[id]
+	})
 	d.liveAtOpen, d.createdSince = nil, nil
 	s.mu.Unlock()
 	if err != nil {
@@ -206,6 +233,9 @@ func mix64(x uint64) uint64 {
 // fit in its budget. Objects with a block being written are skipped. It
 // reports whether the space could be found.
 func (s *Store) evictLocked(d *drive, need int64) bool {
+	for d.used+d.reserved+need > d.spec.Budget && s.evictColdLocked(d) {
+		d.evictions++
+	}
 	e := d.lru.Back()
 	for d.used+d.reserved+need > d.spec.Budget {
 		for e != nil && e.Value.(*Object).pins > 0 {

@@ -90,7 +90,8 @@ const (
 func (d *drive) load(blockSize int64) ([]*Object, error) {
 	var objs []*Object
 	fix := IndexBatch{Puts: map[string][]byte{}, Atimes: map[string]int64{}}
-	err := d.backend.Load(func(k string, v []byte, atime int64) error {
+	err := d.backend.Load(func(kb, v []byte, atime int64) error {
+		k := string(kb)
 		o, derr := decodeEntry(k, v, blockSize)
 		if derr != nil {
 			d.log.Warn("cache index: dropping unreadable record", "drive", d.spec.Path, "key", logKey(k), "err", derr)

@@ -200,15 +200,25 @@ func (m *MemoryDrive) List(fn func(id uint64)) error {
 	return nil
 }
 
-func (m *MemoryDrive) Load(fn func(key string, rec []byte, atime int64) error) error {
+func (m *MemoryDrive) Load(fn func(key, rec []byte, atime int64) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k, r := range m.index {
-		if err := fn(k, r.rec, r.atime); err != nil {
+		if err := fn([]byte(k), r.rec, r.atime); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (m *MemoryDrive) Get(key string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.index[key]
+	if r == nil {
+		return nil, fs.ErrNotExist
+	}
+	return slices.Clone(r.rec), nil
 }
 
 func (m *MemoryDrive) Commit(b *IndexBatch) (map[string]error, error) {

@@ -46,9 +46,9 @@ func TestMemoryDriveCrashKeepsWhatWasDurable(t *testing.T) {
 		t.Fatalf("items after a power cut: %v, want 1 and 2", live)
 	}
 	n := 0
-	m.Load(func(key string, rec []byte, atime int64) error {
+	m.Load(func(key, rec []byte, atime int64) error {
 		n++
-		if key != "k" || string(rec) != "rec" || atime != 7 {
+		if string(key) != "k" || string(rec) != "rec" || atime != 7 {
 			t.Errorf("record %q = %q, atime %d", key, rec, atime)
 		}
 		return nil

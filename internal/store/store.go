@@ -69,8 +69,9 @@ type Store struct {
 	log       *slog.Logger
 
 	mu       sync.Mutex
-	objects  map[string]*Object
-	atimesAt time.Time // last time access times were written
+	objects  map[string]*Object // looked up or created since Open
+	cold     map[string]coldRef // indexed, not looked up since Open (cold.go)
+	atimesAt time.Time          // last time access times were written
 	drives   []*drive
 	closed   bool
 	trash    []*Object       // removed under mu, data not yet deleted
@@ -114,13 +115,14 @@ func Open(opts Options) (*Store, error) {
 		syncDelay: opts.SyncDelay,
 		log:       opts.Logger,
 		objects:   make(map[string]*Object),
+		cold:      make(map[string]coldRef),
 		flushNow:  make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 	}
 	kept := make([][]*Object, len(opts.Drives))
 	for i, spec := range opts.Drives {
-		d, objs, err := openDrive(i, spec, s.blockSize, s.log)
+		d, objs, err := openDrive(i, spec, s.blockSize, s.log, false)
 		if err != nil && (spec.Budget <= 0 || errors.Is(err, errDriveLocked)) {
 			s.closeDrives()
 			return nil, err
@@ -153,6 +155,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		kept[i] = objs
 	}
+	s.addCold()
 	s.idle.L = &s.mu
 	s.mu.Lock()
 	for i, d := range s.drives {
@@ -209,10 +212,13 @@ func (s *Store) BlockSize() int64 { return s.blockSize }
 // the most recently used on its drive.
 func (s *Store) Lookup(key string) *Object {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	o := s.objects[key]
 	if o != nil {
 		o.touchLocked()
+	}
+	s.mu.Unlock()
+	if o == nil {
+		o = s.warm(key)
 	}
 	return o
 }
@@ -225,6 +231,7 @@ func (s *Store) Create(key string, meta Meta) (*Object, error) {
 	if meta.Size < 0 {
 		return nil, fmt.Errorf("store: negative size %d", meta.Size)
 	}
+	s.warm(key) // an old version's marker lists variants to remove with it
 	s.mu.Lock()
 	d := s.placeLocked(key, meta.Size)
 	s.mu.Unlock()
@@ -258,6 +265,7 @@ func (s *Store) Create(key string, meta Meta) (*Object, error) {
 // Remove drops the object stored under key, if any (RFC 9111 §4.4
 // invalidation, or a version that changed upstream).
 func (s *Store) Remove(key string) {
+	s.warm(key) // a marker lists its variants in its record
 	s.mu.Lock()
 	defer s.unlock()
 	if o := s.objects[key]; o != nil {
@@ -400,3 +408,36 @@ func (s *Store) markFailed(d *drive, err error) {
 // Flush makes committed blocks durable and writes the index now. Tests and
 // shutdown use it; in service the flusher runs it periodically.
 func (s *Store) Flush() error { return s.flush(true) }
+
+// addCold registers the drives' cold entries, in a map made once for all
+// of them. The same key on two drives (drives were reconfigured) keeps the
+// most recently used copy.
+func (s *Store) addCold() {
+	n := 0
+	for _, d := range s.drives {
+		n += len(d.cold)
+	}
+	s.cold = make(map[string]coldRef, n)
+	for _, d := range s.drives {
+		s.addDriveCold(d)
+	}
+}
+
+func (s *Store) addDriveCold(d *drive) {
+	for i := range d.cold {
+		e := &d.cold[i]
+		if old, dup := s.cold[e.key]; dup {
+			od := s.drives[old.drive]
+			loser, ld := e, d
+			if e.atime > od.cold[old.slot].atime {
+				loser, ld = &od.cold[old.slot], od
+				s.cold[e.key] = coldRef{uint32(d.index), uint32(i)}
+			}
+			loser.gone = true
+			ld.deleted[loser.key] = loser.id
+			s.trash = append(s.trash, &Object{store: s, drive: ld, key: loser.key, id: loser.id, removed: true})
+			continue
+		}
+		s.cold[e.key] = coldRef{uint32(d.index), uint32(i)}
+	}
+}

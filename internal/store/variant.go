@@ -40,6 +40,8 @@ func (s *Store) CreateVariant(base string, vary []string, key string, meta Meta,
 	for len(list) > max {
 		if v := s.objects[list[0]]; v != nil && v != o {
 			s.removeLocked(v)
+		} else if v == nil {
+			s.removeColdLocked(list[0])
 		}
 		list = list[1:]
 	}
@@ -55,6 +57,8 @@ func (s *Store) removeWithVariantsLocked(o *Object) {
 	for _, k := range o.meta.Variants {
 		if v := s.objects[k]; v != nil && v.vary == nil {
 			s.removeLocked(v)
+		} else if v == nil {
+			s.removeColdLocked(k)
 		}
 	}
 	s.removeLocked(o)

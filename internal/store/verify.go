@@ -40,7 +40,7 @@ func Verify(opts Options, repair bool) ([]VerifyReport, error) {
 	s := &Store{blockSize: opts.BlockSize, log: opts.Logger, objects: map[string]*Object{}}
 	var reports []VerifyReport
 	for i, spec := range opts.Drives {
-		d, objs, err := openDrive(i, spec, s.blockSize, s.log)
+		d, objs, err := openDrive(i, spec, s.blockSize, s.log, true)
 		if err != nil {
 			return reports, err
 		}

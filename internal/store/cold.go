@@ -1,0 +1,330 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"math/bits"
+	"slices"
+	"unsafe"
+)
+
+// A drive with a million objects must open in well under a second and in
+// little memory, and most of its objects will not be asked for soon. So
+// Open keeps of each indexed object only what placement, eviction and the
+// figures need (a cold entry: key, id, last use, bytes present); the
+// object's record is read from the index and decoded the first time a
+// Lookup asks for it, and the object is a full Object from then on.
+//
+// Every cold entry is older than every object used or created since Open
+// (its last use is from before Open), so the LRU order of a drive is its
+// list of objects followed by its cold entries, oldest last: eviction
+// takes cold entries first, oldest first.
+
+// coldEntry is an indexed object not looked up since Open.
+type coldEntry struct {
+	key   string
+	id    uint64
+	atime int64 // unix nanoseconds of the last use before Open
+	bytes int64 // bytes of present blocks
+	gone  bool  // looked up, removed or evicted since
+}
+
+// coldRef names a cold entry: drive index and slot in its cold list.
+type coldRef struct {
+	drive, slot uint32
+}
+
+// peekEntry reads of a stored value under index key k what a cold entry
+// keeps, without decoding its header fields or checksums; its key is kept
+// in keys.
+func peekEntry(k, v []byte, blockSize int64, keys *arena) (coldEntry, error) {
+	var e coldEntry
+	if len(v) > 0 && v[0] == keyedVersion {
+		r := &recordReader{b: v[1:]}
+		key := r.bytes(r.uvarint())
+		if r.err != nil {
+			return e, r.err
+		}
+		if indexKey(string(key)) != string(k) {
+			return e, errors.New("record key does not match its index key")
+		}
+		e.key, v = keys.string(key), r.b
+	} else {
+		e.key = keys.string(k)
+	}
+	if len(v) < 9 || v[0] != recordVersion {
+		// Older records are rare: decode them whole.
+		o, err := decodeRecord(e.key, v, blockSize)
+		if err != nil {
+			return e, err
+		}
+		e.id, e.bytes = o.id, o.presentBytes
+		return e, nil
+	}
+	e.id = binary.LittleEndian.Uint64(v[1:9])
+	r := &recordReader{b: v[9:]}
+	size := r.varint()
+	r.varint() // stored at
+	r.skipString()
+	r.skipString()
+	r.skipHeader()
+	if r.err != nil || size < 0 {
+		return e, errShortRecord
+	}
+	n := blockCount(size, blockSize)
+	if n > maxObjectBlocks {
+		return e, errors.New("implausible size")
+	}
+	bitmap := r.bytes(uint64((n + 7) / 8))
+	if r.err != nil {
+		return e, r.err
+	}
+	present := 0
+	for _, b := range bitmap {
+		present += bits.OnesCount8(b)
+	}
+	if len(r.b) < 4*present {
+		return e, errShortRecord
+	}
+	e.bytes = int64(present) * blockSize
+	if n > 0 && bitmap[(n-1)/8]&(1<<((n-1)%8)) != 0 {
+		// The last block is short unless size is a multiple of blocks.
+		e.bytes -= n*blockSize - size
+	}
+	return e, nil
+}
+
+func (r *recordReader) skipString() { r.bytes(r.uvarint()) }
+
+// skipHeader passes over what appendHeader wrote.
+func (r *recordReader) skipHeader() {
+	for range r.uvarint() {
+		if r.err != nil {
+			return
+		}
+		r.skipString()
+		for range r.uvarint() {
+			if r.err != nil {
+				return
+			}
+			r.skipString()
+		}
+	}
+	flags := r.bytes(1)
+	if r.err == nil && flags[0]&flagVary != 0 {
+		for range 2 {
+			for range r.uvarint() {
+				if r.err != nil {
+					return
+				}
+				r.skipString()
+			}
+		}
+	}
+}
+
+// coldChunk is how many cold entries loadCold gathers per allocation: the
+// list is copied once into one of its exact length, never grown by
+// doubling (a million entries are 48 MB).
+const coldChunk = 1 << 16
+
+// loadCold reads the drive's index into cold entries, oldest last use first.
+// Unreadable records are deleted; long keys an earlier version indexed as
+// they are move under their digest (decoded whole: that happens once).
+func (d *drive) loadCold(blockSize int64) error {
+	fix := IndexBatch{Puts: map[string][]byte{}, Atimes: map[string]int64{}}
+	var chunks [][]coldEntry
+	var keys arena
+	n := 0
+	err := d.backend.Load(func(k, v []byte, atime int64) error {
+		e, err := peekEntry(k, v, blockSize, &keys)
+		if err == nil && indexKey(e.key) != string(k) {
+			var o *Object
+			if o, err = decodeEntry(string(k), v, blockSize); err == nil {
+				fix.Deletes = append(fix.Deletes, string(k))
+				fix.Puts[indexKey(o.key)], fix.Atimes[indexKey(o.key)] = encodeEntry(o), atime
+			}
+		}
+		if err != nil {
+			d.log.Warn("cache index: dropping unreadable record", "drive", d.spec.Path, "key", logKey(string(k)), "err", err)
+			fix.Deletes = append(fix.Deletes, string(k))
+			return nil
+		}
+		e.atime = atime
+		if n%coldChunk == 0 {
+			chunks = append(chunks, make([]coldEntry, 0, coldChunk))
+		}
+		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], e)
+		n++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	d.cold = sortCold(chunks, n)
+	if len(fix.Deletes) > 0 {
+		if _, err := d.backend.Commit(&fix); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeColdLocked marks the cold entry of key gone and returns it, if key
+// has one.
+func (s *Store) takeColdLocked(key string) (*drive, coldEntry, bool) {
+	ref, ok := s.cold[key]
+	if !ok {
+		return nil, coldEntry{}, false
+	}
+	delete(s.cold, key)
+	d := s.drives[ref.drive]
+	e := &d.cold[ref.slot]
+	e.gone = true
+	d.coldLive--
+	if d.coldLive == 0 {
+		d.cold, d.coldNext = nil, 0 // every entry is gone: let the list go
+	}
+	return d, *e, true
+}
+
+// removeColdLocked drops key's cold entry, if it has one, as removeLocked
+// drops an object: space given back now, record and data deleted later.
+func (s *Store) removeColdLocked(key string) bool {
+	d, e, ok := s.takeColdLocked(key)
+	if !ok {
+		return false
+	}
+	d.used -= e.bytes
+	d.objects--
+	d.deleted[e.key] = e.id
+	s.trash = append(s.trash, &Object{store: s, drive: d, key: e.key, id: e.id, removed: true})
+	return true
+}
+
+// evictColdLocked removes d's oldest cold entry; it reports false when d
+// has none left.
+func (s *Store) evictColdLocked(d *drive) bool {
+	for d.coldNext < len(d.cold) && d.cold[d.coldNext].gone {
+		d.coldNext++
+	}
+	if d.coldNext >= len(d.cold) {
+		return false
+	}
+	return s.removeColdLocked(d.cold[d.coldNext].key)
+}
+
+// warm turns key's cold entry into an object: its record is read from the
+// index (outside the lock) and decoded. It returns nil when key has no cold
+// entry, or when its record cannot be read (then the entry is removed, so
+// that the next request refetches).
+func (s *Store) warm(key string) *Object {
+	s.mu.Lock()
+	ref, ok := s.cold[key]
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	d := s.drives[ref.drive]
+	ik := indexKey(key)
+	rec, err := d.backend.Get(ik)
+	var o *Object
+	if err == nil {
+		o, err = decodeEntry(ik, rec, s.blockSize)
+	}
+	if err == nil && o.key != key {
+		err = errors.New("record names another key")
+	}
+	s.mu.Lock()
+	o, dropped := s.installLocked(key, ref, o, err)
+	s.unlock()
+	if dropped {
+		s.log.Warn("cache index: an indexed object cannot be read: dropped, will be refetched",
+			"drive", d.spec.Path, "key", logKey(key), "err", err)
+	}
+	return o
+}
+
+// installLocked makes o, decoded from ref's record, the object of key,
+// unless the entry went meanwhile (looked up, removed, evicted). A record
+// that could not be read (err) drops the entry.
+func (s *Store) installLocked(key string, ref coldRef, o *Object, err error) (_ *Object, dropped bool) {
+	if cur, still := s.cold[key]; !still || cur != ref {
+		if o := s.objects[key]; o != nil {
+			o.touchLocked()
+			return o, false
+		}
+		return nil, false
+	}
+	if err != nil {
+		s.removeColdLocked(key)
+		return nil, true
+	}
+	d, e, _ := s.takeColdLocked(key)
+	o.store, o.drive, o.atime = s, d, e.atime
+	d.used += o.presentBytes - e.bytes // the same, unless the record changed under us
+	s.objects[key] = o
+	o.lruElem = d.lru.PushFront(o)
+	o.touchLocked()
+	return o, false
+}
+
+// arena keeps the keys of cold entries in large shared buffers instead of
+// one allocation each: a million keys are one hundred allocations, not a
+// million, for the collector to track. A buffer is never written again
+// where a key points, and lives as long as any key in it.
+type arena struct{ buf []byte }
+
+const arenaChunk = 1 << 20
+
+func (a *arena) string(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if cap(a.buf)-len(a.buf) < len(b) {
+		a.buf = make([]byte, 0, max(arenaChunk, len(b)))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, b...)
+	return unsafe.String(&a.buf[start], len(b))
+}
+
+// sortCold copies the chunks' n entries into one list, oldest last use
+// first (ties in load order). Sorting a million 48-byte entries by a field
+// is a quarter of a start; sorting 8-byte words is a small part of it: each
+// word holds an entry's last use in milliseconds above its position, and
+// the few entries that share a millisecond are ordered exactly after.
+func sortCold(chunks [][]coldEntry, n int) []coldEntry {
+	at := func(i int) *coldEntry { return &chunks[i/coldChunk][i%coldChunk] }
+	const posBits = 24
+	if n >= 1<<posBits {
+		out := make([]coldEntry, 0, n)
+		for _, c := range chunks {
+			out = append(out, c...)
+		}
+		slices.SortStableFunc(out, func(a, b coldEntry) int { return compareInt64(a.atime, b.atime) })
+		return out
+	}
+	words := make([]uint64, n)
+	for i := range n {
+		ms := max(at(i).atime/1e6, 0) & (1<<(64-posBits) - 1)
+		words[i] = uint64(ms)<<posBits | uint64(i)
+	}
+	slices.Sort(words)
+	out := make([]coldEntry, n)
+	for j, w := range words {
+		out[j] = *at(int(w & (1<<posBits - 1)))
+	}
+	// Entries of one millisecond are put in their exact order.
+	for j := 0; j < n; {
+		k := j + 1
+		for k < n && words[k]>>posBits == words[j]>>posBits {
+			k++
+		}
+		if k-j > 1 {
+			slices.SortStableFunc(out[j:k], func(a, b coldEntry) int { return compareInt64(a.atime, b.atime) })
+		}
+		j = k
+	}
+	return out
+}
