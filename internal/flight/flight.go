@@ -239,8 +239,18 @@ func (g *Group) tryClaimLocked(f *Fill, i int64) bool {
 // that discovered a new object), covering its blocks up to at least block
 // last. The caller is registered as the fill's first reader and must pass the
 // fill to NewReader.
+//
+// The fill claims every block the body carries ([start, end)), up to the
+// first present or claimed one, not only those up to last: a request for a
+// later block that comes while the body streams then reads it as it
+// arrives, instead of fetching it upstream a second time (a parent that a
+// child asks for the last block while it still fills the first ones).
+// Claims of a fill whose readers all left go when it stops.
 func (g *Group) Seed(obj *store.Object, body io.ReadCloser, start, end, last int64) *Fill {
 	first := start / obj.BlockSize()
+	if end > start {
+		last = max(last, (end-1)/obj.BlockSize())
+	}
 	g.mu.Lock()
 	f := g.claimLocked(obj, first, last)
 	g.mu.Unlock()

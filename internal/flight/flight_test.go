@@ -309,3 +309,44 @@ func TestStaleCallReleasesItsFollowers(t *testing.T) {
 		t.Fatal("no new call after Finish")
 	}
 }
+
+// A seeded fill claims every block its body will carry, not only those its
+// first client asked for: a client that asks for a later block meanwhile
+// reads it as it arrives instead of fetching it a second time upstream.
+func TestSeededFillCarriesEveryBlockItsBodyCovers(t *testing.T) {
+	_, obj, g, data := setup(t, 4*testBlock+100)
+	src := &source{data: data}
+	pr, pw := io.Pipe()
+	seeded := g.Seed(obj, pr, 0, obj.Size(), 0) // its client needs block 0
+	lead := g.NewReader(context.Background(), obj, src, obj.Size(), seeded)
+	defer lead.Close()
+	late := g.NewReader(context.Background(), obj, src, obj.Size(), nil)
+	defer late.Close()
+	if _, err := late.Seek(4*testBlock, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	var lateGot []byte
+	var lateErr error
+	lateDone := make(chan struct{})
+	go func() {
+		defer close(lateDone)
+		lateGot, lateErr = io.ReadAll(late)
+	}()
+	// No byte of the body comes before the late reader has found its
+	// block taken by the seeded fill (a follower), or fetched it itself.
+	for deadline := time.Now().Add(10 * time.Second); g.Stats().Coalesced == 0 && src.openCount() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the late reader neither followed nor fetched")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go pw.Write(data)
+	leadGot, err := io.ReadAll(lead)
+	<-lateDone
+	if err != nil || lateErr != nil || !bytes.Equal(lateGot, data[4*testBlock:]) || !bytes.Equal(leadGot, data) {
+		t.Fatalf("wrong bytes (errors %v, %v)", err, lateErr)
+	}
+	if n := src.openCount(); n != 0 {
+		t.Fatalf("%d upstream requests besides the seeded body, want 0", n)
+	}
+}
