@@ -112,6 +112,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	case err = <-errc:
 	}
 	log.Info("gatecache stopping")
+	// From now on /readyz answers 503, while the summary port keeps
+	// answering until the responses in progress are done: a load balancer
+	// in front (deploy/haproxy) takes the node out of rotation within its
+	// check interval rather than learning of the stop from refused
+	// connections.
+	report.Drain()
 	// Whatever upstream and clients do, the process ends within
 	// shutdownLimit: responses in progress get shutdownGrace to complete,
 	// then every fill and upstream request is cancelled and every
@@ -123,6 +129,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	})
 	graceCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	// In order: content first, so that the summary port answers /readyz
+	// (503) for as long as responses are still in progress.
 	for _, s := range servers {
 		s.Shutdown(graceCtx) // stops accepting at once, then waits for idle connections
 	}

@@ -47,6 +47,8 @@ type Server struct {
 	// out is the JSON served by /summary, replaced whole on every Tick so
 	// that requests never wait for a Tick.
 	out atomic.Pointer[rendered]
+
+	draining atomic.Bool // set by Drain: /readyz answers 503
 }
 
 type rendered struct{ plain, withHistory []byte }
@@ -96,7 +98,7 @@ func New(o Options) *Server {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", ok)
-	mux.HandleFunc("GET /readyz", ok)
+	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /summary", s.guard(http.HandlerFunc(s.serveSummary)))
 	mux.Handle("GET /metrics", s.guard(metricsHandler(reg)))
 	mux.Handle("GET /{$}", s.guard(http.HandlerFunc(serveDashboard)))
@@ -106,6 +108,25 @@ func New(o Options) *Server {
 
 // Handler serves /summary, /metrics, /healthz, /readyz and the dashboard.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Drain makes /readyz answer 503 from now on, while /healthz still answers
+// 200: the node is shutting down and finishing the responses in progress.
+// A load balancer that checks /readyz takes the node out of rotation
+// before it stops, instead of learning it from refused connections.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// ready serves /readyz: 200 while the node takes new requests, 503 once it
+// drains (RFC 9110 §15.6.4: unavailable, and for a reason that passes).
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if !s.draining.Load() {
+		ok(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	w.Write([]byte("draining\n"))
+}
 
 // Run recomputes the report every Period until ctx ends.
 func (s *Server) Run(ctx context.Context) {
