@@ -130,9 +130,10 @@ fi
 cat <<CFG
 	stats socket $socket mode 660 level admin
 	stats timeout 30s
-	# Connections of devices and to the nodes; HAProxy raises its own
-	# descriptor limit to match when started as root.
-	maxconn 16384
+	# Concurrent device connections, as many as one node takes (gatecache
+	# caps its content connections at 8,192). HAProxy raises its own
+	# descriptor limit to about twice this when started as root.
+	maxconn 8192
 
 defaults
 	mode http
