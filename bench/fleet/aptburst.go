@@ -116,7 +116,7 @@ func runAptBurst(e env) bool {
 		}
 		r := result{name: kind, origin: map[string]int64{}}
 		r.run = runCrowd(clients, 0, func(ctx context.Context, _ int, c *http.Client) error {
-			return aptUpdate(ctx, c, s.entry.content, o.addr, files, want)
+			return aptUpdate(ctx, c, s.addr, o.addr, files, want)
 		})
 		for _, f := range files {
 			pc := o.count(f.path)

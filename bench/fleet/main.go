@@ -7,11 +7,13 @@
 //
 //	go run ./bench/fleet -scenario rollout   [-clients 300] [-size 64MiB] [-spread 2s]
 //	go run ./bench/fleet -scenario aptburst  [-clients 200]
+//	go run ./bench/fleet -scenario pool      [-clients 100]   # needs haproxy
 //	go run ./bench/fleet -scenario all
 //
 // A scenario is a function of the env below, registered in scenarios; it
 // builds the setups it compares (setup.go: a single node, a leaf and its
-// parent), runs its clients against each and prints one table.
+// parent, three nodes behind haproxy), runs its clients against each and
+// prints one table.
 package main
 
 import (
@@ -30,6 +32,7 @@ import (
 // env is what every scenario gets.
 type env struct {
 	bin     string // the gatecache binary
+	haproxy string // the haproxy binary; "" when not installed
 	work    string // a fresh directory for the nodes' drives and logs
 	clients int    // 0: the scenario's own default
 	size    int64  // 0: the scenario's own default
@@ -43,12 +46,13 @@ type env struct {
 var scenarios = map[string]func(env) bool{
 	"rollout":  runRollout,
 	"aptburst": runAptBurst,
+	"pool":     runPool,
 }
 
 func main() {
-	scenario := flag.String("scenario", "all", "rollout, aptburst or all")
+	scenario := flag.String("scenario", "all", "rollout, aptburst, pool or all")
 	bin := flag.String("bin", "", "gatecache binary (default: go build ./cmd/gatecache)")
-	clients := flag.Int("clients", 0, "clients (default: rollout 300, aptburst 200)")
+	clients := flag.Int("clients", 0, "clients (default: rollout 300, aptburst 200, pool 100)")
 	size := flag.String("size", "64MiB", "rollout: the object's size")
 	spread := flag.Duration("spread", 2*time.Second, "rollout: clients start within this")
 	latency := flag.Duration("latency", 50*time.Millisecond, "origin latency before each answer")
@@ -68,7 +72,7 @@ func main() {
 	} else {
 		for _, n := range strings.Split(*scenario, ",") {
 			if scenarios[n] == nil {
-				fatal(fmt.Errorf("-scenario %q: want one of rollout, aptburst, all", n))
+				fatal(fmt.Errorf("-scenario %q: want one of rollout, aptburst, pool, all", n))
 			}
 			names = append(names, n)
 		}
@@ -87,6 +91,7 @@ func main() {
 		}
 	}
 	raiseFileLimit()
+	haproxy, _ := exec.LookPath("haproxy")
 	fmt.Printf("# gatecache fleet benchmark %s UTC, %d CPUs, loopback; origin %v latency, %.0f MB/s\n",
 		time.Now().UTC().Format("2006-01-02 15:04"), runtime.NumCPU(), *latency, *rate/1e6)
 	ok := true
@@ -95,7 +100,7 @@ func main() {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			fatal(err)
 		}
-		e := env{bin: *bin, work: dir, clients: *clients, size: objSize, spread: *spread, latency: *latency, rate: *rate}
+		e := env{bin: *bin, haproxy: haproxy, work: dir, clients: *clients, size: objSize, spread: *spread, latency: *latency, rate: *rate}
 		fmt.Println()
 		ok = scenarios[name](e) && ok
 		os.RemoveAll(dir)

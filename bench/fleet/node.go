@@ -101,6 +101,11 @@ func nodeID(name string) string {
 
 // stop ends the node with SIGTERM (SIGKILL after 15 s) and waits for it.
 func (n *node) stop() {
+	select {
+	case <-n.exited:
+		return
+	default:
+	}
 	n.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-n.exited:

@@ -205,7 +205,7 @@ func runRollout(e env) bool {
 		if err != nil {
 			fatal(err)
 		}
-		url := "http://" + s.entry.content + path + "?cacheHostOrigin=" + o.addr
+		url := "http://" + s.addr + path + "?cacheHostOrigin=" + o.addr
 		r := rolloutRow{name: kind, parentBytes: -1, parentReqs: -1}
 		r.cold = runCrowd(clients, e.spread, client(url))
 		t := o.total()

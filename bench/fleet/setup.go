@@ -1,58 +1,91 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 )
 
-// setup is one arrangement of nodes that clients reach at entry.
+// setup is one arrangement of nodes that clients reach at addr.
 type setup struct {
 	name   string
-	entry  *node // where the clients connect
-	parent *node // the entry's parent; nil for a single node
+	addr   string // where the clients connect
+	entry  *node  // the node at addr; nil behind a front
+	parent *node  // the entry's parent; nil for none
+	front  *front // haproxy at addr; nil for none
 	nodes  []*node
 }
 
-// The arrangements a scenario compares. Each starts cold, on drives of its
-// own under dir.
+// The arrangements scenarios compare. Each starts cold, on drives of its
+// own. A hashed parent pool (a leaf with UPSTREAM_HOST=a,b,c and
+// UPSTREAM_POLICY=hash) fits here as one more kind.
 const (
 	single     = "single node"
 	leafParent = "leaf -> parent"
+	haproxy3   = "haproxy -> 3 nodes"
 )
+
+// setups counts the setups made: each gets drives of its own.
+var setups int
 
 // newSetup starts the nodes of kind, allowing o, with extra environment for
 // every node and parentExtra for a parent only.
 func newSetup(e env, kind string, o *origin, extra, parentExtra []string) (*setup, error) {
-	dir := filepath.Join(e.work, strings.NewReplacer(" ", "", "->", "-").Replace(kind))
+	setups++
+	dir := filepath.Join(e.work, fmt.Sprintf("%d-%s", setups, strings.NewReplacer(" ", "", "->", "-").Replace(kind)))
 	s := &setup{name: kind}
+	start := func(name string, env ...string) (*node, error) {
+		n, err := startNode(e.bin, dir, name, o.addr, env...)
+		if err == nil {
+			s.nodes = append(s.nodes, n)
+		}
+		return n, err
+	}
+	var err error
 	switch kind {
 	case single:
-		n, err := startNode(e.bin, dir, "single", o.addr, extra...)
-		if err != nil {
-			return nil, err
-		}
-		s.entry, s.nodes = n, []*node{n}
+		s.entry, err = start("single", extra...)
 	case leafParent:
-		p, err := startNode(e.bin, dir, "parent", o.addr, append(append([]string(nil), extra...), parentExtra...)...)
-		if err != nil {
-			return nil, err
+		s.parent, err = start("parent", append(append([]string(nil), extra...), parentExtra...)...)
+		if err == nil {
+			s.entry, err = start("leaf", append([]string{"UPSTREAM_HOST=" + s.parent.content}, extra...)...)
 		}
-		l, err := startNode(e.bin, dir, "leaf", o.addr, append([]string{"UPSTREAM_HOST=" + p.content}, extra...)...)
-		if err != nil {
-			p.stop()
-			return nil, err
+	case haproxy3:
+		if e.haproxy == "" {
+			return nil, errors.New("haproxy not installed (apt-get install haproxy)")
 		}
-		s.entry, s.parent, s.nodes = l, p, []*node{l, p}
+		for _, name := range []string{"gw-a", "gw-b", "gw-c"} {
+			if _, err = start(name, extra...); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			s.front, err = startFront(e.haproxy, dir, s.nodes)
+		}
 	default:
-		return nil, fmt.Errorf("unknown setup %q", kind)
+		err = fmt.Errorf("unknown setup %q", kind)
+	}
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	s.addr = s.nodes[len(s.nodes)-1].content
+	if s.entry != nil {
+		s.addr = s.entry.content
+	}
+	if s.front != nil {
+		s.addr = s.front.addr
 	}
 	return s, nil
 }
 
-// stop ends every node, the entry first.
+// stop ends the front, then every node that still runs.
 func (s *setup) stop() {
-	for _, n := range s.nodes {
-		n.stop()
+	if s.front != nil {
+		s.front.stop()
+	}
+	for i := len(s.nodes) - 1; i >= 0; i-- {
+		s.nodes[i].stop()
 	}
 }

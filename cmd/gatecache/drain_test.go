@@ -25,13 +25,16 @@ func statusOf(url string) int {
 // SIGTERM drains the node: from the signal on, the summary port answers
 // /readyz 503 (and /healthz still 200) for as long as a download is in
 // progress, so that a load balancer checking /readyz takes the node out
-// while the download completes with every byte. The download's fill is
-// held by the origin until the test has seen the 503; without the drain,
-// /readyz answers 200 until the summary port closes.
+// while the download completes with every byte; and since /readyz is being
+// checked, the content port still serves new requests for a moment, until
+// the balancer has seen the 503. The download's fill is held by the origin
+// until the test has seen the 503; without the drain, /readyz answers 200
+// until the summary port closes.
 func TestTermDrainsReadyzWhileADownloadCompletes(t *testing.T) {
 	o := origintest.New(t)
 	const size, first = 4 << 20, 64 << 10
 	o.Set("/big.img", origintest.Object{Size: size, Fault: origintest.FaultStall, FaultAt: first})
+	o.Set("/late.bin", origintest.Object{Size: 100 << 10})
 	n := startNode(t, chainEnv(t, o.Addr, 1)...)
 	readyz, healthz := "http://"+n.summary+"/readyz", "http://"+n.summary+"/healthz"
 	if code := statusOf(readyz); code != http.StatusOK {
@@ -61,6 +64,17 @@ func TestTermDrainsReadyzWhileADownloadCompletes(t *testing.T) {
 	}
 	if code := statusOf(healthz); code != http.StatusOK {
 		t.Errorf("/healthz while draining: %d, want 200 (the process is alive)", code)
+	}
+	// /readyz is being watched: until the watcher has seen the 503, a new
+	// request on a new connection is still served, not refused.
+	late, err := n.get(o, "/late.bin")
+	if err != nil {
+		t.Fatalf("a request right after the first 503 of /readyz: %v (refused while the balancer cannot know yet)", err)
+	}
+	lateBody, err := io.ReadAll(late.Body)
+	late.Body.Close()
+	if err != nil || late.StatusCode != http.StatusOK || !bytes.Equal(lateBody, o.Want("/late.bin")) {
+		t.Fatalf("a request right after the first 503 of /readyz: %d, %d bytes, %v", late.StatusCode, len(lateBody), err)
 	}
 	o.Release()
 	rest, err := io.ReadAll(resp.Body)

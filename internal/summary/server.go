@@ -48,7 +48,8 @@ type Server struct {
 	// that requests never wait for a Tick.
 	out atomic.Pointer[rendered]
 
-	draining atomic.Bool // set by Drain: /readyz answers 503
+	draining  atomic.Bool  // set by Drain: /readyz answers 503
+	readyLast atomic.Int64 // when /readyz was last asked, Unix nanoseconds
 }
 
 type rendered struct{ plain, withHistory []byte }
@@ -115,9 +116,15 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // before it stops, instead of learning it from refused connections.
 func (s *Server) Drain() { s.draining.Store(true) }
 
+// ReadyCheckedSince reports whether /readyz was asked at t or later: whether
+// something (a load balancer, an orchestrator) watches the node's
+// readiness.
+func (s *Server) ReadyCheckedSince(t time.Time) bool { return s.readyLast.Load() >= t.UnixNano() }
+
 // ready serves /readyz: 200 while the node takes new requests, 503 once it
 // drains (RFC 9110 §15.6.4: unavailable, and for a reason that passes).
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	s.readyLast.Store(s.now().UnixNano())
 	if !s.draining.Load() {
 		ok(w, r)
 		return
