@@ -31,7 +31,9 @@ type node struct {
 }
 
 // startNode runs bin as a node named name under work, allowing originAddr,
-// with extra environment, and waits until its summary port says ready.
+// with extra environment, and waits until its summary port answers
+// (/healthz: asking /readyz would make it a watched node, which drains
+// for 2 s when stopped).
 func startNode(bin, work, name, originAddr string, extra ...string) (*node, error) {
 	n := &node{name: name, root: filepath.Join(work, name), logPath: filepath.Join(work, name+".log")}
 	if err := os.MkdirAll(work, 0o755); err != nil {
@@ -74,7 +76,7 @@ func startNode(bin, work, name, originAddr string, extra ...string) (*node, erro
 	go func() { n.cmd.Wait(); close(n.exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + n.summary + "/readyz"); err == nil {
+		if resp, err := http.Get("http://" + n.summary + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return n, nil
