@@ -117,6 +117,13 @@ func (n *node) stop() {
 	}
 }
 
+// startLine is the node's first log line: its configuration.
+func (n *node) startLine() string {
+	b, _ := os.ReadFile(n.logPath)
+	line, _, _ := strings.Cut(string(b), "\n")
+	return line
+}
+
 func (n *node) logTail() string {
 	b, _ := os.ReadFile(n.logPath)
 	if len(b) > 600 {

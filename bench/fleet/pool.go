@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -51,11 +52,13 @@ type poolRun struct {
 	stopped, stopFailure string
 }
 
-// runPool: clients fetch objects through one address, each client in one
-// of the four request forms: a single node, three nodes behind haproxy,
-// and three nodes behind haproxy with one stopped (SIGTERM) halfway
-// through. Copies are counted on the drives; the stopped node may cost its
-// own share of objects again, and nothing else.
+// runPool: clients fetch objects, each client in one of the four request
+// forms: from a single node; through haproxy in front of three nodes; and
+// from two leaves whose parents are a hashed pool of three; the last two
+// also with one of the three stopped (SIGTERM) halfway through. Copies are
+// counted on the drives of the three (of the pool, not of the leaves,
+// which keep what their own clients ask for); the stopped node may cost
+// its own share of objects again, and nothing else.
 func runPool(e env) bool {
 	if e.haproxy == "" {
 		fmt.Println("## pool: skipped: haproxy is not installed (apt-get install haproxy)")
@@ -84,20 +87,27 @@ func runPool(e env) bool {
 		stored += size
 	}
 	lists := make([][]string, clients)
+	requested := map[string]bool{}
 	for i := range lists {
 		rng := rand.New(rand.NewPCG(uint64(i), 12))
 		for _, k := range rng.Perm(objects)[:perClient] {
 			lists[i] = append(lists[i], paths[k])
+			requested[paths[k]] = true
 		}
 	}
 
 	var runs []poolRun
+	var skipped []string
 	for _, c := range []struct {
 		kind string
 		stop bool
-	}{{single, false}, {haproxy3, false}, {haproxy3, true}} {
+	}{{single, false}, {haproxy3, false}, {haproxy3, true}, {hashPool, false}, {hashPool, true}} {
 		o.reset()
 		s, err := newSetup(e, c.kind, o, nil, nil)
+		if errors.Is(err, errNoHashPolicy) {
+			skipped = append(skipped, c.kind)
+			continue
+		}
 		if err != nil {
 			fatal(err)
 		}
@@ -106,7 +116,7 @@ func runPool(e env) bool {
 		halfway := make(chan struct{})
 		var stopper sync.WaitGroup
 		if c.stop {
-			victim = s.nodes[1]
+			victim = s.pool[1]
 			r.name += ", one stopped halfway"
 			r.stopped = victim.name
 			stopper.Add(1)
@@ -114,6 +124,9 @@ func runPool(e env) bool {
 				defer stopper.Done()
 				<-halfway
 				victim.cmd.Process.Signal(syscall.SIGTERM)
+				if s.front == nil {
+					return
+				}
 				out, err := s.front.wait(victim, func(st string) bool { return strings.HasPrefix(st, "DOWN") })
 				r.outAfter = out
 				if err != nil {
@@ -126,7 +139,8 @@ func runPool(e env) bool {
 		half := int64(clients * perClient / 2)
 		began := time.Now()
 		crowd := runCrowd(clients, 0, func(ctx context.Context, i int, hc *http.Client) error {
-			proxy, _ := url.Parse("http://" + s.addr)
+			addr := s.addrs[i%len(s.addrs)]
+			proxy, _ := url.Parse("http://" + addr)
 			hc.Transport.(*http.Transport).Proxy = func(req *http.Request) (*url.URL, error) {
 				if req.URL.Host == o.addr {
 					return proxy, nil // the absolute form
@@ -136,7 +150,7 @@ func runPool(e env) bool {
 			var first error
 			for _, p := range lists[i] {
 				t := time.Now()
-				err := poolFetch(hc, poolRequest(ctx, i, s.addr, o.addr, p), want[p])
+				err := poolFetch(hc, poolRequest(ctx, i/len(s.addrs), addr, o.addr, p), want[p])
 				took := time.Since(t)
 				mu.Lock()
 				r.latencies = append(r.latencies, took)
@@ -161,7 +175,7 @@ func runPool(e env) bool {
 		for _, p := range paths {
 			r.originReqs[p] = o.count(p).requests
 		}
-		for _, n := range s.nodes {
+		for _, n := range s.pool {
 			for p := range onDisk(n.root, prefixes, prefixLen) {
 				r.copies[p]++
 				if n == victim {
@@ -171,7 +185,11 @@ func runPool(e env) bool {
 		}
 		runs = append(runs, r)
 	}
-	return printPool(runs, clients, objects, perClient, stored)
+	ok := printPool(runs, requested, clients, objects, perClient, stored)
+	if len(skipped) > 0 {
+		fmt.Printf("\n%s: skipped: %v\n", skipped[0], errNoHashPolicy)
+	}
+	return ok
 }
 
 // poolFetch does one GET and checks the whole body.
@@ -207,17 +225,22 @@ func onDisk(root string, prefixes map[string]string, prefixLen int) map[string]b
 	return held
 }
 
-func printPool(runs []poolRun, clients, objects, perClient int, stored int64) bool {
-	fmt.Printf("## pool: %d clients each fetch %d of %d objects (128 KiB to 2 MiB, %s in all) through one address, each client in one of the four request forms\n\n",
+// printPool prints the table; objects no client asked for are left out.
+func printPool(runs []poolRun, requested map[string]bool, clients, objects, perClient int, stored int64) bool {
+	fmt.Printf("## pool: %d clients each fetch %d of %d objects (128 KiB to 2 MiB, %s in all), each client in one of the four request forms; copies counted on the drives of the pool's nodes\n\n",
 		clients, perClient, objects, mib(stored))
 	fmt.Println("| setup | total | request p50 | request p99 | failed requests | origin requests | stored once | twice | 3+ | not stored | stopped node held | fetched again | verdict |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	ok := true
+	var notes []string
 	for _, r := range runs {
 		var originReqs int64
 		once, twice, more, none, again := 0, 0, 0, 0, 0
 		good := r.failed == 0 && r.stopFailure == ""
 		for p, n := range r.originReqs {
+			if !requested[p] {
+				continue
+			}
 			originReqs += n
 			if n > 1 {
 				again++
@@ -245,12 +268,18 @@ func printPool(runs []poolRun, clients, objects, perClient int, stored int64) bo
 		fmt.Printf("| %s | %s | %s | %s | %d of %d | %d | %d | %d | %d | %d | %s | %d | %s |\n",
 			r.name, secs(r.total), secs(percentile(r.latencies, 50)), secs(percentile(r.latencies, 99)),
 			r.failed, r.requests, originReqs, once, twice, more, none, held, again, verdict(good))
-		if r.stopped != "" {
-			fmt.Printf("\n%s: out of rotation %s after SIGTERM %s\n", r.stopped, secs(r.outAfter), r.stopFailure)
+		if r.stopped != "" && r.outAfter > 0 {
+			notes = append(notes, fmt.Sprintf("%s: out of haproxy's rotation %s after SIGTERM", r.stopped, secs(r.outAfter)))
+		}
+		if r.stopFailure != "" {
+			notes = append(notes, r.stopped+": "+r.stopFailure)
 		}
 		if r.firstErr != nil {
-			fmt.Printf("\n%s: first failure: %v\n", r.name, r.firstErr)
+			notes = append(notes, fmt.Sprintf("%s: first failure: %v", r.name, r.firstErr))
 		}
+	}
+	for _, n := range notes {
+		fmt.Println("\n" + n)
 	}
 	fmt.Println("\nan object is stored on one node and fetched from the origin once; a stopped node costs at most its own objects once more.")
 	return ok
