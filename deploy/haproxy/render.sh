@@ -160,10 +160,15 @@ defaults
 
 frontend gatecache
 	bind $bind
+	# No X-Forwarded-For (option forwardfor): a node neither logs nor
+	# trusts a client address on its content port, and would pass the
+	# field on to the origins. The client's address is in this log.
+	#
 	# The hash key names the object: origin host[:port] + path, whatever
-	# request form the device uses, in the order gatecache itself reads
-	# them. The query string is left out (a Windows Update URL carries
-	# per-device tokens there); so is the scheme.
+	# request form the device uses; each rule below overrides the one
+	# before it when its form is present. The query string is left out (a
+	# Windows Update URL carries per-device tokens there); so is the
+	# scheme.
 	acl gc_absolute url_reg -i ^https?://
 	acl gc_query url_param(cacheHostOrigin) -m found
 	acl gc_pathform path_reg ^/[A-Za-z0-9-]+([.][A-Za-z0-9-]+)+(:[0-9]+)?/
