@@ -122,8 +122,26 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Error("shutdown took too long: exiting without closing the store", "limit", shutdownLimit)
 		os.Exit(exitFailure)
 	})
+	// From now on /readyz answers 503, while the summary port keeps
+	// answering until the responses in progress are done: a load balancer
+	// in front (deploy/haproxy) takes the node out of rotation within its
+	// check interval rather than learning of the stop from refused
+	// connections.
+	report.Drain()
 	graceCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	if err == nil && report.ReadyCheckedSince(time.Now().Add(-readyWatched)) {
+		// A balancer watches: the node keeps taking requests until it
+		// has seen the 503. Refused meanwhile, they would be retried on
+		// another node than the one the object's key moves to once this
+		// one is out, and that object would be stored twice.
+		select {
+		case <-time.After(drainDelay):
+		case <-graceCtx.Done():
+		}
+	}
+	// In order: content first, so that the summary port answers /readyz
+	// (503) for as long as responses are still in progress.
 	for _, s := range servers {
 		s.Shutdown(graceCtx) // stops accepting at once, then waits for idle connections
 	}
@@ -144,6 +162,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 const (
 	shutdownGrace = 5 * time.Second // for responses in progress
 	shutdownLimit = 9 * time.Second // then the process exits whatever hangs
+)
+
+// Draining behind a load balancer: a node whose /readyz was asked within
+// readyWatched keeps accepting requests for drainDelay after SIGTERM (inside
+// shutdownGrace), the time the balancer takes to see its 503. deploy/haproxy
+// checks every second, every 250 ms after a failure, and takes a node out
+// after two failures: at most about 1.3 s.
+const (
+	readyWatched = 10 * time.Second
+	drainDelay   = 2 * time.Second
 )
 
 // listen returns a listener: the socket passed by socket activation when

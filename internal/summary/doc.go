@@ -5,7 +5,7 @@
 //	GET /metrics   Prometheus text, read live from the Recorder and Sources at scrape time
 //	GET /          self-contained dashboard (no asset from the internet)
 //	GET /healthz   200 "ok", always open
-//	GET /readyz    200 "ok", always open
+//	GET /readyz    200 "ok", 503 "draining" once Drain is called (shutdown); always open
 //
 // Access to /summary, /metrics and / follows these rules (README, "Access"): with
 // Access.Unrestricted anyone; otherwise loopback clients always, and any

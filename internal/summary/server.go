@@ -50,6 +50,9 @@ type Server struct {
 	// out is the JSON served by /summary, replaced whole on every Tick so
 	// that requests never wait for a Tick.
 	out atomic.Pointer[rendered]
+
+	draining  atomic.Bool  // set by Drain: /readyz answers 503
+	readyLast atomic.Int64 // when /readyz was last asked, Unix nanoseconds
 }
 
 type rendered struct{ plain, withHistory []byte }
@@ -99,7 +102,7 @@ func New(o Options) *Server {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", ok)
-	mux.HandleFunc("GET /readyz", ok)
+	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /summary", s.guard(http.HandlerFunc(s.serveSummary)))
 	mux.Handle("GET /metrics", s.guard(metricsHandler(reg)))
 	mux.Handle("GET /{$}", s.guard(http.HandlerFunc(serveDashboard)))
@@ -109,6 +112,31 @@ func New(o Options) *Server {
 
 // Handler serves /summary, /metrics, /healthz, /readyz and the dashboard.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Drain makes /readyz answer 503 from now on, while /healthz still answers
+// 200: the node is shutting down and finishing the responses in progress.
+// A load balancer that checks /readyz takes the node out of rotation
+// before it stops, instead of learning it from refused connections.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// ReadyCheckedSince reports whether /readyz was asked at t or later: whether
+// something (a load balancer, an orchestrator) watches the node's
+// readiness.
+func (s *Server) ReadyCheckedSince(t time.Time) bool { return s.readyLast.Load() >= t.UnixNano() }
+
+// ready serves /readyz: 200 while the node takes new requests, 503 once it
+// drains (RFC 9110 §15.6.4: unavailable, and for a reason that passes).
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	s.readyLast.Store(s.now().UnixNano())
+	if !s.draining.Load() {
+		ok(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	w.Write([]byte("draining\n"))
+}
 
 // Run recomputes the report every Period until ctx ends.
 func (s *Server) Run(ctx context.Context) {
