@@ -8,16 +8,18 @@ import (
 	"gatecache/internal/config"
 	"gatecache/internal/fetch"
 	"gatecache/internal/flight"
+	"gatecache/internal/server"
 	"gatecache/internal/store"
 	"gatecache/internal/summary"
 )
 
-// nodeSources adapts the store, upstream client and fill group to what the
-// summary reports.
+// nodeSources adapts the store, upstream client, fill group and content
+// handler to what the summary reports.
 type nodeSources struct {
 	store    *store.Store
 	upstream *fetch.Client
 	flights  *flight.Group
+	handler  *server.Handler
 	drives   []config.Drive
 }
 
@@ -47,8 +49,7 @@ func (n nodeSources) Upstreams() []summary.Upstream {
 }
 
 func (n nodeSources) Fills() summary.Fills {
-	st := n.flights.Stats()
-	return summary.Fills{Active: st.ActiveFills, Coalesced: st.Coalesced}
+	return summary.Fills{Active: n.flights.Stats().ActiveFills, Coalesced: n.handler.Coalesced()}
 }
 
 // statusHandler serves the summary port: the report, metrics, health and

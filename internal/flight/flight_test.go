@@ -284,28 +284,3 @@ func TestWaitWaitsForBackgroundWork(t *testing.T) {
 		t.Fatal("Wait returned before the background work ended")
 	}
 }
-
-// A leader that gives up waiting tells its followers to serve the stored
-// copy, and so are those that join later, until it finishes.
-func TestStaleCallReleasesItsFollowers(t *testing.T) {
-	g := NewGroup(context.Background())
-	call, leader := g.Join("k")
-	if !leader {
-		t.Fatal("first Join does not lead")
-	}
-	early, _ := g.Join("k")
-	call.MarkStale()
-	late, leads := g.Join("k")
-	if leads {
-		t.Fatal("a Join while the call runs in the background leads another")
-	}
-	for _, c := range []*Call{early, late} {
-		if _, err := c.Wait(context.Background()); !errors.Is(err, ErrStale) {
-			t.Fatalf("follower: %v, want ErrStale", err)
-		}
-	}
-	g.Finish("k", call, nil, nil)
-	if _, leads := g.Join("k"); !leads {
-		t.Fatal("no new call after Finish")
-	}
-}
