@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -131,30 +131,32 @@ func (h *Handler) storeResponse(r *http.Request, t origin.Target, resp *http.Res
 
 // discoveryRange is the upstream Range of a discovery: the blocks holding
 // the client's single range, so that only blocks the client covers are
-// fetched ("" for the whole object). Suffix, multiple or conditional ranges
-// fetch the whole object: its length is not known yet.
+// fetched ("" for the whole object). The object's length is not known yet:
+// a suffix range, several ranges or a conditional range fetch the whole
+// object, and so does a range from its first byte to its end.
 func discoveryRange(r *http.Request, blockSize int64) (header string, start int64) {
 	rh := r.Header.Get("Range")
 	if r.Method != http.MethodGet || rh == "" || r.Header.Get("If-Range") != "" {
 		return "", 0
 	}
-	spec, ok := strings.CutPrefix(rh, "bytes=")
-	if !ok || strings.Contains(spec, ",") {
+	// Parsed against two lengths, a range that names its first and last
+	// byte comes out the same; one to the end ("a-") ends with the
+	// length, and a suffix ("-n") starts from it.
+	rs, err := httprange.Parse(rh, math.MaxInt64)
+	other, otherErr := httprange.Parse(rh, math.MaxInt64-1)
+	if err != nil || otherErr != nil || len(rs) != 1 || rs[0].Start != other[0].Start {
 		return "", 0
 	}
-	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
-	a, err := strconv.ParseInt(first, 10, 64)
-	if !ok || err != nil || a < 0 {
+	rg := rs[0]
+	start = rg.Start - rg.Start%blockSize
+	if rg == other[0] && rg.End() <= math.MaxInt64-blockSize {
+		last := rg.End() - 1
+		return fmt.Sprintf("bytes=%d-%d", start, last-last%blockSize+blockSize-1), start
+	}
+	if start == 0 {
 		return "", 0
 	}
-	a -= a % blockSize
-	if b, err := strconv.ParseInt(last, 10, 64); err == nil && b >= a {
-		return fmt.Sprintf("bytes=%d-%d", a, (b/blockSize+1)*blockSize-1), a
-	}
-	if a == 0 {
-		return "", 0
-	}
-	return fmt.Sprintf("bytes=%d-", a), a
+	return fmt.Sprintf("bytes=%d-", start), start
 }
 
 // bodyExtent works out which bytes of which object length a discovery
