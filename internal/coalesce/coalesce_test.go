@@ -46,6 +46,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// receive takes a value from ch, and fails the test if none comes.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no %s", what)
+		panic("unreachable")
+	}
+}
+
 // outcome is what one Do returned.
 type outcome struct {
 	v      int
@@ -193,7 +205,7 @@ func TestDetachedWorkOutlivesItsCallers(t *testing.T) {
 	if o := <-late; o.v != 41 || !o.joined {
 		t.Fatalf("later caller got %+v, want the detached work's 41, joined", o)
 	}
-	if v := <-unclaimed; v != 41 {
+	if v := receive(t, unclaimed, "Unclaimed"); v != 41 {
 		t.Fatalf("Unclaimed got %d, want 41", v)
 	}
 	if w.runs.Load() != 1 {
@@ -209,7 +221,7 @@ func TestDetachedWorkOutlivesItsCallers(t *testing.T) {
 	<-again
 	shutdown()
 	<-work.Done()
-	if v := <-unclaimed; v != 0 {
+	if v := receive(t, unclaimed, "Unclaimed after shutdown"); v != 0 {
 		t.Fatalf("Unclaimed got %d from cancelled work, want its zero value", v)
 	}
 }
@@ -289,7 +301,7 @@ func TestPanicIsRaisedInEveryCaller(t *testing.T) {
 		t.Fatalf("caller that left: %v", err)
 	}
 	close(boom)
-	if msg := <-logged; !strings.Contains(msg, "unwatched") {
+	if msg := receive(t, logged, "the log of a panic nobody waits for"); !strings.Contains(msg, "unwatched") {
 		t.Fatalf("logged %q, want the panic", msg)
 	}
 }
