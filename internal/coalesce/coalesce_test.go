@@ -355,3 +355,23 @@ func TestNoGoroutineLeftBehind(t *testing.T) {
 	}
 	waitFor(t, "the goroutines of ended work are gone", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// BenchmarkDo is the cost of one call that nobody joins: what coalescing
+// adds to a discovery or revalidation of its own.
+func BenchmarkDo(b *testing.B) {
+	base, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := &runner{base: base}
+	defer run.wg.Wait()
+	for _, detached := range []bool{false, true} {
+		g := New[string, int](run, Options[int]{Detached: detached})
+		b.Run(map[bool]string{false: "waited", true: "detached"}[detached], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if v, _, _ := g.Do(context.Background(), "k", func(context.Context) (int, error) { return 1, nil }); v != 1 {
+					b.Fatal("wrong value")
+				}
+			}
+		})
+	}
+}

@@ -27,9 +27,9 @@ var errNotStored = errors.New("response not stored")
 // answer creates the object and its body seeds the first fill, which this
 // request (when it asked) and every request that waited then read.
 func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Target) {
-	// The work may outlive this request (it goes on for the others), and
-	// this request's header is rewritten when it serves: the work gets a
-	// copy of its own.
+	// The work may go on after this request stopped waiting for it, and
+	// a request's header is rewritten as it is served
+	// (emptyRangesUnsatisfiable): the work reads a copy of its own.
 	asking := r.Clone(context.WithoutCancel(r.Context()))
 	f, joined, err := h.discoveries.Do(r.Context(), t.Key, func(ctx context.Context) (fetched, error) {
 		return h.discovered(ctx, asking, t)
