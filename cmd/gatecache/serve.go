@@ -77,7 +77,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	access := summary.Access{Unrestricted: cfg.SummaryUnrestricted, Public: cfg.SummaryPublic, APIKey: cfg.SummaryAPIKey}
 	report := summary.New(summary.Options{
 		Recorder: recorder,
-		Sources:  nodeSources{store: st, upstream: up, flights: flights, drives: cfg.Drives},
+		Sources:  nodeSources{store: st, upstream: up, flights: flights, handler: handler, drives: cfg.Drives},
 		Identity: summary.Identity{CacheNodeID: nodeID, CustomerID: cfg.CustomerID},
 		Access:   access,
 	})

@@ -8,6 +8,7 @@ import (
 	"gatecache/internal/config"
 	"gatecache/internal/fetch"
 	"gatecache/internal/flight"
+	"gatecache/internal/server"
 	"gatecache/internal/store"
 	"gatecache/internal/summary"
 )
@@ -19,6 +20,7 @@ type nodeSources struct {
 	store    *store.Store
 	upstream *fetch.Client
 	flights  *flight.Group
+	handler  *server.Handler
 	drives   []config.Drive
 }
 
@@ -33,7 +35,14 @@ func (n nodeSources) Drives() []summary.Drive {
 
 func (n nodeSources) Upstreams() []fetch.UpstreamStats { return n.upstream.Stats() }
 
-func (n nodeSources) Fills() flight.Stats { return n.flights.Stats() }
+// Fills is the fill group's figures, with the content handler's count of
+// coalesced requests: those served by a discovery or revalidation another
+// request started count as well as those that joined a fill.
+func (n nodeSources) Fills() flight.Stats {
+	st := n.flights.Stats()
+	st.Coalesced = n.handler.Coalesced()
+	return st
+}
 
 // statusHandler serves the summary port: the report, metrics, health and
 // dashboard, plus Go's profiler when GATECACHE_PPROF is set (for

@@ -52,9 +52,9 @@ func (f *Fill) run(src Source, body io.ReadCloser, start, end int64) {
 	}
 	defer body.Close()
 	// Cancelling the fill (shutdown) closes its body, which ends a Read
-	// waiting for bytes that do not come: a seeded body was opened under
-	// its discovery's context, which shutdown does not reach. (A stall
-	// without shutdown ends by the upstream client's idle timeout.)
+	// waiting for bytes that do not come, whatever context the body was
+	// opened under (a seeded body: its discovery's). (A stall without
+	// shutdown ends by the upstream client's idle timeout.)
 	defer context.AfterFunc(f.ctx, func() { body.Close() })()
 	if start > from || end > obj.Size() {
 		err = fmt.Errorf("upstream sent bytes %d-%d for a fill from %d: %w", start, end, from, ErrChanged)

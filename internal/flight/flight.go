@@ -34,13 +34,13 @@ type Source interface {
 	Open(ctx context.Context, off, want int64) (body io.ReadCloser, start, end int64, err error)
 }
 
-// Group holds the fills in progress and the discoveries of new objects.
+// Group holds the fills in progress, and counts the background work that
+// shutdown waits for.
 type Group struct {
 	base context.Context
 
 	mu    sync.Mutex
 	fills map[*store.Object]map[int64]*Fill // claimed, uncommitted blocks
-	calls map[string]*Call
 
 	// running counts the fills and background work in progress, for Wait
 	// (under mu: unlike a WaitGroup's, it may grow while Wait waits, as
@@ -48,20 +48,21 @@ type Group struct {
 	running     int
 	idle        *sync.Cond // broadcast when running drops to 0
 	activeFills atomic.Int64
-	followers   atomic.Int64 // requests that joined a fill or a discovery they did not start
+	followers   atomic.Int64 // readers that joined a fill they did not start
 }
 
 // NewGroup returns an empty group. Fills run under base: cancelling it stops
 // them all (shutdown).
 func NewGroup(base context.Context) *Group {
-	g := &Group{base: base, fills: make(map[*store.Object]map[int64]*Fill), calls: make(map[string]*Call)}
+	g := &Group{base: base, fills: make(map[*store.Object]map[int64]*Fill)}
 	g.idle = sync.NewCond(&g.mu)
 	return g
 }
 
 // Go runs fn in the background under the group's base context, and Wait
 // waits for it: work that outlives the request that started it, such as a
-// revalidation that goes on after the stored copy was served.
+// discovery or revalidation (coalesce.Runner) that goes on after the stored
+// copy was served or the client left.
 func (g *Group) Go(fn func(ctx context.Context)) {
 	g.mu.Lock()
 	g.running++
@@ -84,80 +85,12 @@ func (g *Group) ended() {
 // Stats are the group's gauges and counters.
 type Stats struct {
 	ActiveFills int64 // fills in progress now
-	Coalesced   int64 // requests served by a fill or discovery another request started
+	Coalesced   int64 // readers served by a fill another request started
 }
 
 // Stats returns current figures.
 func (g *Group) Stats() Stats {
 	return Stats{ActiveFills: g.activeFills.Load(), Coalesced: g.followers.Load()}
-}
-
-// Call is a discovery in progress: the first request for an unknown key asks
-// upstream and creates the object; requests for the same key wait for it
-// instead of asking upstream too.
-type Call struct {
-	done      chan struct{}
-	stale     chan struct{} // closed by MarkStale
-	staleOnce sync.Once
-	obj       *store.Object
-	err       error
-}
-
-// ErrStale is what Wait returns once the leader has marked the call stale:
-// the stored copy is served while upstream is slow to answer, and the call
-// goes on in the background.
-var ErrStale = errors.New("flight: upstream is slow: the stored copy is served meanwhile")
-
-// MarkStale releases the requests waiting for the call, and those that
-// join it until it finishes, with ErrStale: the leader serves the stored
-// copy rather than wait longer (RFC 5861 stale-while-revalidate), and so
-// should they. Only the leader calls it, once serving stale is allowed.
-func (c *Call) MarkStale() {
-	c.staleOnce.Do(func() { close(c.stale) })
-}
-
-// Join returns the discovery call for key and whether the caller leads it.
-// The leader must call Finish exactly once.
-func (g *Group) Join(key string) (*Call, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if c, ok := g.calls[key]; ok {
-		g.followers.Add(1)
-		return c, false
-	}
-	c := &Call{done: make(chan struct{}), stale: make(chan struct{})}
-	g.calls[key] = c
-	return c, true
-}
-
-// Finish ends the leader's discovery: obj is the new object (nil when the
-// response is not stored), err what went wrong.
-func (g *Group) Finish(key string, c *Call, obj *store.Object, err error) {
-	g.mu.Lock()
-	if g.calls[key] == c {
-		delete(g.calls, key)
-	}
-	g.mu.Unlock()
-	c.obj, c.err = obj, err
-	close(c.done)
-}
-
-// Wait blocks until the leader finishes and returns its outcome, or until
-// it marks the call stale (ErrStale).
-func (c *Call) Wait(ctx context.Context) (*store.Object, error) {
-	select {
-	case <-c.done:
-		return c.obj, c.err
-	default:
-	}
-	select {
-	case <-c.done:
-		return c.obj, c.err
-	case <-c.stale:
-		return nil, ErrStale
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 // Fill is one upstream body being written into consecutive blocks.

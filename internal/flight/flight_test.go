@@ -224,8 +224,8 @@ func within(t *testing.T, what string, fn func()) {
 
 // Shutdown cancels the group's base: a fill whose upstream body sends
 // nothing more ends at once (its body is closed), releases its blocks and
-// wakes its readers, so Wait returns. The body of a seeded fill was opened
-// by its discovery, under a context that shutdown does not reach.
+// wakes its readers, so Wait returns, whatever context its body was
+// opened under (here: none that is ever cancelled).
 func TestShutdownEndsAFillWhoseUpstreamStalls(t *testing.T) {
 	st, err := store.Open(store.Options{
 		Drives:    []store.DriveSpec{{Path: filepath.Join(t.TempDir(), "d"), Budget: 1 << 30}},
@@ -282,31 +282,6 @@ func TestWaitWaitsForBackgroundWork(t *testing.T) {
 	within(t, "Wait for background work", g.Wait)
 	if !ended {
 		t.Fatal("Wait returned before the background work ended")
-	}
-}
-
-// A leader that gives up waiting tells its followers to serve the stored
-// copy, and so are those that join later, until it finishes.
-func TestStaleCallReleasesItsFollowers(t *testing.T) {
-	g := NewGroup(context.Background())
-	call, leader := g.Join("k")
-	if !leader {
-		t.Fatal("first Join does not lead")
-	}
-	early, _ := g.Join("k")
-	call.MarkStale()
-	late, leads := g.Join("k")
-	if leads {
-		t.Fatal("a Join while the call runs in the background leads another")
-	}
-	for _, c := range []*Call{early, late} {
-		if _, err := c.Wait(context.Background()); !errors.Is(err, ErrStale) {
-			t.Fatalf("follower: %v, want ErrStale", err)
-		}
-	}
-	g.Finish("k", call, nil, nil)
-	if _, leads := g.Join("k"); !leads {
-		t.Fatal("no new call after Finish")
 	}
 }
 

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,55 +18,81 @@ import (
 	"gatecache/internal/store"
 )
 
-// errNotStored tells the requests that waited on a discovery that its
-// response was not stored, so each must fetch its own.
+// errNotStored tells the requests that waited on a discovery or
+// revalidation that its answer was not stored, so each must fetch its own.
 var errNotStored = errors.New("response not stored")
 
-// discover asks upstream for an unknown key. A storable answer creates the
-// object and its body seeds the first fill, which this request and every
-// request that joined the call then read: one upstream request for all.
-func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Target, call *flight.Call) {
-	finish := h.finisher(t.Key, call)
-	defer finish(nil, errNotStored) // also on panic (client gone mid-copy)
+// discover answers a request for an unknown key, with one upstream request
+// for all the requests that need the key meanwhile (coalesced): a storable
+// answer creates the object and its body seeds the first fill, which this
+// request (when it asked) and every request that waited then read.
+func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Target) {
+	// The work may go on after this request stopped waiting for it, and
+	// a request's header is rewritten as it is served
+	// (emptyRangesUnsatisfiable): the work reads a copy of its own.
+	asking := r.Clone(context.WithoutCancel(r.Context()))
+	f, joined, err := h.discoveries.Do(r.Context(), t.Key, func(ctx context.Context) (fetched, error) {
+		return h.discovered(ctx, asking, t)
+	})
+	if !joined && h.serveOwn(w, r, t, f) {
+		return
+	}
+	switch obj := f.obj; {
+	case obj != nil && obj.Meta().Restricted:
+		h.passThrough(w, r, t) // see auth.go
+	case obj != nil && obj.Key() != t.Key:
+		h.serveOtherVariant(w, r, t) // see vary.go
+	case obj != nil:
+		h.serveObject(w, r, t, obj, nil, statusCollapsed, 0)
+	case errors.Is(err, errNotStored):
+		// The answer may not be shared: ask for our own, unless it was
+		// a 404 that every request may know.
+		if !h.servedNegative(w, t) {
+			h.passThrough(w, r, t)
+		}
+	case err != nil:
+		h.upstreamFailed(w, t, err)
+	}
+}
 
-	reqHdr := forwardedFields(r)
+// discovered is the work of a discovery, done once for every request that
+// needs the key: the upstream request made with r's fields, under ctx (the
+// flight group's, which only shutdown ends: the answer is stored whether or
+// not anybody still waits), and the answer stored. A key that another
+// discovery stored, or found missing, between r's lookup and this work is
+// answered from what that one left: asking upstream again would cost a
+// request and replace the object just stored.
+func (h *Handler) discovered(ctx context.Context, r *http.Request, t origin.Target) (fetched, error) {
+	if obj := h.store.Lookup(t.Key); obj != nil && h.completable(r, obj) {
+		if age, fresh := h.fresh(r, t, obj); fresh {
+			return fetched{obj: obj, own: owned{age: age}}, nil
+		}
+	}
+	if h.negative.has(t) {
+		return fetched{}, errNotStored
+	}
+	hdr := forwardedFields(r)
 	rangeHdr, rangeStart := discoveryRange(r, h.store.BlockSize())
 	if rangeHdr != "" {
-		reqHdr.Set("Range", rangeHdr)
+		hdr.Set("Range", rangeHdr)
 	}
-	// The fill outlives this client if others follow it: the upstream
-	// request must not end when this client hangs up.
-	ctx := context.WithoutCancel(r.Context())
-	resp, err := h.upstream.Do(ctx, r.Method, t, reqHdr)
+	resp, err := h.upstream.Do(ctx, r.Method, t, hdr)
 	if err != nil {
-		finish(nil, err)
-		h.upstreamFailed(w, t, err)
-		return
+		return fetched{}, err
 	}
 	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
 		h.negative.add(t)
 	}
-	h.storeAndServe(w, r, t, resp, rangeHdr, rangeStart, finish, statusMiss)
+	return h.storeResponse(r, t, resp, rangeHdr, rangeStart, statusMiss)
 }
 
-// finisher returns a function that ends call once, with the first outcome
-// given to it.
-func (h *Handler) finisher(key string, call *flight.Call) func(*store.Object, error) {
-	finished := false
-	return func(obj *store.Object, err error) {
-		if !finished {
-			finished = true
-			h.flights.Finish(key, call, obj, err)
-		}
-	}
-}
-
-// storeAndServe stores a fresh upstream response as a new object (replacing
-// any stored version) and serves it while its body fills the blocks, or
-// passes it through when it may not be stored. rangeHdr is the Range this
-// node sent (its answer covers whole blocks from rangeStart).
-func (h *Handler) storeAndServe(w http.ResponseWriter, r *http.Request, t origin.Target, resp *http.Response,
-	rangeHdr string, rangeStart int64, finish func(*store.Object, error), status string) {
+// storeResponse stores a fresh upstream answer to r as a new object
+// (replacing any stored version), its body seeding the first fill for r to
+// read, with Cache-Status status. An answer that may not be stored is kept
+// for r to relay, and errNotStored sends the others upstream themselves.
+// rangeHdr is the Range this node sent (its answer covers whole blocks from
+// rangeStart).
+func (h *Handler) storeResponse(r *http.Request, t origin.Target, resp *http.Response, rangeHdr string, rangeStart int64, status string) (fetched, error) {
 	start, end, size, ok := bodyExtent(resp, rangeStart, rangeHdr != "")
 	fields, fit := storedFields(resp.Header)
 	ok = ok && fit // a header over the bound passes through
@@ -87,56 +113,50 @@ func (h *Handler) storeAndServe(w http.ResponseWriter, r *http.Request, t origin
 		}
 	}
 	if obj == nil {
-		finish(nil, errNotStored)
-		if rangeHdr != "" || (r.Header.Get("Range") != "" && resp.StatusCode == http.StatusOK) {
-			// The answer is not the client's range: ask again with
-			// the client's own request.
-			fetch.Drain(resp.Body)
-			h.passThrough(w, r, t)
-			return
-		}
-		defer resp.Body.Close()
-		copyResponse(w, resp, statusNotStored)
-		return
+		// An answer that is not the client's range is asked again,
+		// with the client's own request.
+		refetch := rangeHdr != "" || (r.Header.Get("Range") != "" && resp.StatusCode == http.StatusOK)
+		return fetched{own: owned{resp: resp, refetch: refetch}}, errNotStored
 	}
-	var seeded *flight.Fill
+	f := fetched{obj: obj, own: owned{status: status}}
 	if r.Method == http.MethodGet && size > 0 {
 		_, lastNeeded, _ := neededBlocks(r, size, obj.BlockSize())
 		lastNeeded = max(lastNeeded, (end-1)/obj.BlockSize())
-		seeded = h.flights.Seed(obj, resp.Body, start, end, lastNeeded)
+		f.own.seeded = h.flights.Seed(obj, resp.Body, start, end, lastNeeded)
 	} else {
 		fetch.Drain(resp.Body)
 	}
-	finish(obj, nil)
-	h.serveObject(w, r, t, obj, seeded, status, 0)
+	return f, nil
 }
 
 // discoveryRange is the upstream Range of a discovery: the blocks holding
 // the client's single range, so that only blocks the client covers are
-// fetched ("" for the whole object). Suffix, multiple or conditional ranges
-// fetch the whole object: its length is not known yet.
+// fetched ("" for the whole object). The object's length is not known yet:
+// a suffix range, several ranges or a conditional range fetch the whole
+// object, and so does a range from its first byte to its end.
 func discoveryRange(r *http.Request, blockSize int64) (header string, start int64) {
 	rh := r.Header.Get("Range")
 	if r.Method != http.MethodGet || rh == "" || r.Header.Get("If-Range") != "" {
 		return "", 0
 	}
-	spec, ok := strings.CutPrefix(rh, "bytes=")
-	if !ok || strings.Contains(spec, ",") {
+	// Parsed against two lengths, a range that names its first and last
+	// byte comes out the same; one to the end ("a-") ends with the
+	// length, and a suffix ("-n") starts from it.
+	rs, err := httprange.Parse(rh, math.MaxInt64)
+	other, otherErr := httprange.Parse(rh, math.MaxInt64-1)
+	if err != nil || otherErr != nil || len(rs) != 1 || rs[0].Start != other[0].Start {
 		return "", 0
 	}
-	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
-	a, err := strconv.ParseInt(first, 10, 64)
-	if !ok || err != nil || a < 0 {
+	rg := rs[0]
+	start = rg.Start - rg.Start%blockSize
+	if rg == other[0] && rg.End() <= math.MaxInt64-blockSize {
+		last := rg.End() - 1
+		return fmt.Sprintf("bytes=%d-%d", start, last-last%blockSize+blockSize-1), start
+	}
+	if start == 0 {
 		return "", 0
 	}
-	a -= a % blockSize
-	if b, err := strconv.ParseInt(last, 10, 64); err == nil && b >= a {
-		return fmt.Sprintf("bytes=%d-%d", a, (b/blockSize+1)*blockSize-1), a
-	}
-	if a == 0 {
-		return "", 0
-	}
-	return fmt.Sprintf("bytes=%d-", a), a
+	return fmt.Sprintf("bytes=%d-", start), start
 }
 
 // bodyExtent works out which bytes of which object length a discovery

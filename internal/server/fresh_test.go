@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -122,20 +123,26 @@ func TestUpstream5xxDuringRevalidationServesStale(t *testing.T) {
 	r.expect(r.get("/f"), 200, "gatecache; fwd=stale; detail=upstream-unavailable", r.origin.Want("/f"))
 }
 
+// N requests for one stale entry cost one revalidation: the origin answers
+// only once the first has asked and every other waits for its
+// revalidation, so that without coalescing each would have asked too.
 func TestConcurrentRevalidationsAreOne(t *testing.T) {
-	r := newRig(t)
+	sink := make(accessSink, 16)
+	r := newRig(t, withAccessLog(slog.New(sink)))
 	path := "/dists/stable/InRelease"
 	r.origin.Set(path, origintest.Object{Size: 4000, CacheControl: "no-cache"})
 	want := r.origin.Want(path)
 	r.expect(r.get(path), 200, "", want)
+	accessLines(t, sink, 1)
 	// The same version, now fresh for an hour: the first revalidation
 	// (a 304) makes the stored copy fresh for everyone after it.
 	r.origin.Set(path, origintest.Object{Size: 4000, CacheControl: "max-age=3600"})
 	r.origin.ResetStats()
-	held := r.origin.Hold()
+	r.origin.Hold()
+	const clients = 8
 	var wg sync.WaitGroup
-	errs := make(chan string, 8)
-	for range 8 {
+	errs := make(chan string, clients)
+	for range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -145,7 +152,7 @@ func TestConcurrentRevalidationsAreOne(t *testing.T) {
 			}
 		}()
 	}
-	<-held
+	r.waitArrived(t, clients, r.handler.revalidations)
 	r.origin.Unhold()
 	wg.Wait()
 	close(errs)
@@ -153,7 +160,11 @@ func TestConcurrentRevalidationsAreOne(t *testing.T) {
 		t.Error("client got", e)
 	}
 	if n := r.origin.Stats().Requests; n != 1 {
-		t.Fatalf("%d upstream revalidations for 8 concurrent clients, want 1", n)
+		t.Fatalf("%d upstream revalidations for %d concurrent clients, want 1", n, clients)
+	}
+	statuses := cacheStatuses(accessLines(t, sink, clients))
+	if statuses[statusRefreshed] != 1 || countContaining(statuses, "collapsed") != clients-1 {
+		t.Fatalf("access log Cache-Status %v, want one %q and %d collapsed", statuses, statusRefreshed, clients-1)
 	}
 }
 
@@ -167,12 +178,18 @@ func TestNotFoundIsRememberedBriefly(t *testing.T) {
 	}
 }
 
+// N requests for a file upstream does not have cost one upstream request:
+// the origin answers only once the first has asked and every other waits
+// for its discovery. Those that waited are answered from the remembered
+// 404 (a negative hit), as any request after them.
 func TestConcurrentRequestsForAMissingFileAskOnce(t *testing.T) {
-	r := newRig(t)
+	sink := make(accessSink, 16)
+	r := newRig(t, withAccessLog(slog.New(sink)))
 	r.origin.Set("/missing.deb", origintest.Object{Status: 404})
-	held := r.origin.Hold()
+	r.origin.Hold()
+	const clients = 6
 	var wg sync.WaitGroup
-	for range 6 {
+	for range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -183,11 +200,15 @@ func TestConcurrentRequestsForAMissingFileAskOnce(t *testing.T) {
 			}
 		}()
 	}
-	<-held
+	r.waitArrived(t, clients, r.handler.discoveries)
 	r.origin.Unhold()
 	wg.Wait()
 	if n := r.origin.Stats().Requests; n != 1 {
-		t.Fatalf("%d origin requests for a missing file asked 6 times at once, want 1", n)
+		t.Fatalf("%d origin requests for a missing file asked %d times at once, want 1", n, clients)
+	}
+	statuses := cacheStatuses(accessLines(t, sink, clients))
+	if statuses[statusNotStored] != 1 || statuses[statusNegative] != clients-1 {
+		t.Fatalf("access log Cache-Status %v, want one %q and %d %q", statuses, statusNotStored, clients-1, statusNegative)
 	}
 }
 

@@ -107,6 +107,10 @@ func newRigFor(t testing.TB, o *origintest.Origin, dir string, opts ...rigOption
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
+		// Discoveries and revalidations may outlive the requests that
+		// waited for them: the store closes once they have ended, as at
+		// shutdown.
+		flights.Wait()
 		st.Close()
 	})
 	return r

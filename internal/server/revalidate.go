@@ -1,12 +1,11 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
 
-	"gatecache/internal/fetch"
-	"gatecache/internal/flight"
 	"gatecache/internal/freshness"
 	"gatecache/internal/origin"
 	"gatecache/internal/store"
@@ -79,101 +78,38 @@ func fieldHeader(fields []store.Field) http.Header {
 // (stale-if-error) so that a plant without its uplink keeps working.
 //
 // Upstream that is slow to answer costs a client at most RevalidateWait:
-// then the stored copy is served, to this request and to every one that
-// joins the revalidation meanwhile, and the revalidation goes on in the
+// then the stored copy is served, and the revalidation goes on in the
 // background, updating the object when it returns (RFC 5861
 // stale-while-revalidate in spirit) — unless the origin forbade serving it
 // stale, or it is staler than MAX_STALE: then the request waits for the
 // answer, bounded by the upstream header timeout.
 func (h *Handler) revalidate(w http.ResponseWriter, r *http.Request, t origin.Target, obj *store.Object, age time.Duration) {
-	key := "\x00revalidate " + t.Key
-	call, leader := h.flights.Join(key)
-	if !leader {
-		res, err := call.Wait(r.Context())
-		switch {
-		case errors.Is(err, flight.ErrStale):
-			h.serveStale(w, r, t, obj, age, errRevalidating)
-		case res != nil && errors.Is(err, errServedStale):
-			h.serveStale(w, r, t, obj, age, err)
-		case res != nil && res.Meta().Restricted:
-			h.passThrough(w, r, t) // see auth.go
-		case res != nil:
-			h.serveObject(w, r, t, res, nil, statusCollapsed, 0)
-		case errors.Is(err, errNotStored):
-			h.passThrough(w, r, t)
-		default:
-			h.upstreamFailed(w, t, err)
-		}
-		return
+	wait := r.Context()
+	if h.mayServeWhileRevalidating(t, obj, age) {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeoutCause(wait, max(h.revalidateWait, 0), errRevalidating)
+		defer cancel()
 	}
-	finish := h.finisher(key, call)
-	inBackground := false
-	defer func() {
-		if !inBackground {
-			finish(nil, errNotStored) // also on panic (client gone mid-copy)
-		}
-	}()
-	// A revalidation that ended between our freshness check and Join has
-	// done the work already.
-	if cur := h.store.Lookup(t.Key); cur != nil {
-		if curAge, fresh := h.fresh(r, t, cur); fresh {
-			finish(cur, nil)
-			h.serveObject(w, r, t, cur, nil, "", curAge)
-			return
-		}
-	}
-
-	rv := h.startRevalidation(r, t, obj)
-	staleOK := h.mayServeWhileRevalidating(t, obj, age)
-	var bound <-chan time.Time
-	if staleOK {
-		timer := time.NewTimer(max(h.revalidateWait, 0))
-		defer timer.Stop()
-		bound = timer.C
-	}
-	var ans answer
-	select {
-	case ans = <-rv.result:
-	case <-bound:
-		inBackground = true
-		rv.handOff(func(a answer) { h.revalidatedInBackground(rv.req, t, obj, a, finish) })
-		call.MarkStale()
+	asking := r.Clone(context.WithoutCancel(r.Context())) // see discover
+	f, joined, err := h.revalidations.Do(wait, t.Key, func(ctx context.Context) (fetched, error) {
+		return h.revalidated(ctx, asking, t, obj)
+	})
+	switch {
+	case errors.Is(err, errRevalidating):
 		h.serveStale(w, r, t, obj, age, errRevalidating)
-		return
-	case <-r.Context().Done():
-		// The client left; the others that wait get the answer (or
-		// the stored copy) all the same.
-		inBackground = true
-		rv.handOff(func(a answer) { h.revalidatedInBackground(rv.req, t, obj, a, finish) })
-		if staleOK {
-			call.MarkStale()
-		}
-		return
-	}
-
-	meta := obj.Meta()
-	switch resp, err := ans.resp, ans.err; revalidationOutcome(meta, resp, err) {
-	case outcomeFailed:
-		finish(obj, errServedStale)
-		h.serveStale(w, r, t, obj, age, ans.failure(t))
-	case outcomeUnchanged:
-		fetch.Drain(resp.Body)
-		obj.SetHeader(mergeFields(meta.Header, resp.Header), time.Now())
-		finish(obj, nil)
-		h.serveObject(w, r, t, obj, nil, statusRefreshed, 0)
-	case outcomeReplaced:
-		h.storeAndServe(w, r, t, resp, "", 0, finish, statusReplaced)
-	case outcomeGone:
-		// Gone upstream: so is the stored copy.
-		h.store.RemoveObject(obj)
-		h.negative.add(t)
-		finish(nil, errNotStored)
-		defer resp.Body.Close()
-		copyResponse(w, resp, statusNotStored)
+	case errors.Is(err, errServedStale) && !joined:
+		h.serveStale(w, r, t, obj, age, f.own.failure)
+	case errors.Is(err, errServedStale):
+		h.serveStale(w, r, t, obj, age, err)
+	case !joined && h.serveOwn(w, r, t, f):
+	case f.obj != nil && f.obj.Meta().Restricted:
+		h.passThrough(w, r, t) // see auth.go
+	case f.obj != nil:
+		h.serveObject(w, r, t, f.obj, nil, statusCollapsed, 0)
+	case errors.Is(err, errNotStored):
+		h.passThrough(w, r, t)
 	default:
-		finish(nil, errNotStored)
-		defer resp.Body.Close()
-		copyResponse(w, resp, statusNotStored)
+		h.upstreamFailed(w, t, err)
 	}
 }
 

@@ -7,15 +7,16 @@ package server
 import (
 	"context"
 	"errors"
-	"gatecache/internal/freshness"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"gatecache/internal/coalesce"
 	"gatecache/internal/fetch"
 	"gatecache/internal/flight"
+	"gatecache/internal/freshness"
 	"gatecache/internal/origin"
 	"gatecache/internal/store"
 )
@@ -82,6 +83,10 @@ type Handler struct {
 	hot       *hot // hot.go
 
 	revalidateWait time.Duration // Options.RevalidateWait (swr.go)
+
+	// discoveries and revalidations coalesce the upstream work for one
+	// key (fetched.go).
+	discoveries, revalidations *coalesce.Group[string, fetched]
 }
 
 // New returns a content handler.
@@ -99,12 +104,20 @@ func New(o Options) *Handler {
 	if o.RevalidateWait == 0 {
 		o.RevalidateWait = defaultRevalidateWait
 	}
-	return &Handler{
+	h := &Handler{
 		resolver: o.Resolver, store: o.Store, flights: o.Flights, upstream: o.Upstream, log: o.Log,
 		nodeID: o.NodeID, policy: policy, maxStale: o.MaxStale, negative: newNegativeCache(o.NegativeTTL),
 		recorder: o.Recorder, accessLog: o.AccessLog, revalidateWait: o.RevalidateWait,
 		fromPool: o.FromPool, hot: newHot(o.Store),
 	}
+	h.discoveries, h.revalidations = newCoalescing(h, o.Flights), newCoalescing(h, o.Flights)
+	return h
+}
+
+// Coalesced counts the requests served by a fill, discovery or
+// revalidation that another request started: upstream requests saved.
+func (h *Handler) Coalesced() int64 {
+	return h.flights.Stats().Coalesced + h.discoveries.Joined() + h.revalidations.Joined()
 }
 
 // cacheStatus values (RFC 9211 §2).
@@ -203,51 +216,7 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, t origin.T
 		h.passThrough(w, r, t)
 		return
 	}
-	call, leader := h.flights.Join(t.Key)
-	if leader {
-		if h.discoveredMeanwhile(w, r, t, call) {
-			return
-		}
-		h.discover(w, r, t, call)
-		return
-	}
-	obj, err := call.Wait(r.Context())
-	switch {
-	case obj != nil && obj.Meta().Restricted:
-		h.passThrough(w, r, t) // see auth.go
-	case obj != nil && obj.Key() != t.Key:
-		h.serveOtherVariant(w, r, t) // see vary.go
-	case obj != nil:
-		h.serveObject(w, r, t, obj, nil, statusCollapsed, 0)
-	case errors.Is(err, errNotStored):
-		// The leader's answer may not be shared: ask for our own, unless
-		// it was a 404 that every request may know.
-		if !h.servedNegative(w, t) {
-			h.passThrough(w, r, t)
-		}
-	case err != nil:
-		h.upstreamFailed(w, t, err)
-	}
-}
-
-// discoveredMeanwhile serves a request whose key another discovery
-// answered between the lookup and Join: a stored object, or a 404 to
-// remember. Without this look, the request would ask upstream a second time
-// (and replace the object just stored).
-func (h *Handler) discoveredMeanwhile(w http.ResponseWriter, r *http.Request, t origin.Target, call *flight.Call) bool {
-	if obj := h.store.Lookup(t.Key); obj != nil && h.completable(r, obj) {
-		if age, fresh := h.fresh(r, t, obj); fresh {
-			h.flights.Finish(t.Key, call, obj, nil)
-			h.serveObject(w, r, t, obj, nil, "", age)
-			return true
-		}
-	}
-	if h.negative.has(t) {
-		h.flights.Finish(t.Key, call, nil, errNotStored)
-		h.servedNegative(w, t)
-		return true
-	}
-	return false
+	h.discover(w, r, t)
 }
 
 // looped reports whether the request's Via names this node.

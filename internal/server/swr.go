@@ -14,8 +14,8 @@ import (
 )
 
 // Serving a stale copy while its revalidation is slow: the revalidation
-// runs apart from the request that started it, which waits for it at most
-// RevalidateWait and otherwise hands its outcome over to the background.
+// runs apart from the requests that wait for it (fetched.go), each of which
+// waits at most RevalidateWait and is otherwise served the stored copy.
 
 // errRevalidating is the cause of serving the stored copy while upstream is
 // slow to answer its revalidation; as a deadline it makes a refusal a 504.
@@ -30,33 +30,18 @@ const statusRevalidating = "gatecache; fwd=stale; detail=revalidating"
 // Optimization client allows before it gives up on the cache.
 const defaultRevalidateWait = 3 * time.Second
 
-// answer is upstream's answer to a revalidation.
-type answer struct {
-	resp *http.Response
-	err  error
-}
-
-// failure is the error of an answer that counts as upstream failing.
-func (a answer) failure(t origin.Target) error {
-	if a.err != nil {
-		return a.err
+// revalidated is the work of a revalidation, done once for every request
+// that needs it: the conditional request for obj made with r's fields
+// (RFC 9111 §4.3.1), under ctx (the flight group's, which only shutdown
+// ends: the store is updated whether or not anybody still waits), and its
+// answer applied to the store. A revalidation that ended between r's
+// freshness check and this work has done it already.
+func (h *Handler) revalidated(ctx context.Context, r *http.Request, t origin.Target, obj *store.Object) (fetched, error) {
+	if cur := h.store.Lookup(t.Key); cur != nil {
+		if age, fresh := h.fresh(r, t, cur); fresh {
+			return fetched{obj: cur, own: owned{age: age}}, nil
+		}
 	}
-	return &fetch.Error{URL: t.URL(), Err: errors.New("upstream answered " + a.resp.Status)}
-}
-
-// revalidation is a conditional request in progress. Its answer goes to
-// the request that started it (result) until that one hands it off.
-type revalidation struct {
-	req       *http.Request // the starting request, for the background
-	result    chan answer   // unbuffered: a send is a taking-over
-	abandoned chan struct{}
-	then      func(answer) // set before abandoned is closed
-}
-
-// startRevalidation sends the conditional request for obj (RFC 9111
-// §4.3.1) under the flight group, so that it outlives the request and
-// shutdown ends it.
-func (h *Handler) startRevalidation(r *http.Request, t origin.Target, obj *store.Object) *revalidation {
 	meta := obj.Meta()
 	hdr := forwardedFields(r)
 	if meta.ETag != "" {
@@ -65,26 +50,35 @@ func (h *Handler) startRevalidation(r *http.Request, t origin.Target, obj *store
 	if meta.LastModified != "" {
 		hdr.Set("If-Modified-Since", meta.LastModified)
 	}
-	rv := &revalidation{
-		req:    r.Clone(context.WithoutCancel(r.Context())),
-		result: make(chan answer), abandoned: make(chan struct{}),
-	}
-	h.flights.Go(func(ctx context.Context) {
-		resp, err := h.upstream.Do(ctx, http.MethodGet, t, hdr)
-		a := answer{resp, err}
-		select {
-		case rv.result <- a:
-		case <-rv.abandoned:
-			rv.then(a)
+	resp, err := h.upstream.Do(ctx, http.MethodGet, t, hdr)
+	switch revalidationOutcome(meta, resp, err) {
+	case outcomeFailed:
+		return fetched{obj: obj, own: owned{failure: upstreamFailure(t, resp, err)}}, errServedStale
+	case outcomeUnchanged:
+		fetch.Drain(resp.Body)
+		obj.SetHeader(mergeFields(meta.Header, resp.Header), time.Now())
+		return fetched{obj: obj, own: owned{status: statusRefreshed}}, nil
+	case outcomeReplaced:
+		f, err := h.storeResponse(r, t, resp, "", 0, statusReplaced)
+		if f.obj == nil {
+			f.own.outdated = obj
 		}
-	})
-	return rv
+		return f, err
+	case outcomeGone:
+		// Gone upstream: so is the stored copy.
+		h.store.RemoveObject(obj)
+		h.negative.add(t)
+	}
+	return fetched{own: owned{resp: resp}}, errNotStored
 }
 
-// handOff gives the answer, when it comes, to then instead.
-func (rv *revalidation) handOff(then func(answer)) {
-	rv.then = then
-	close(rv.abandoned)
+// upstreamFailure is the error of a revalidation's answer that counts as
+// upstream failing: no answer, or a 5xx.
+func upstreamFailure(t origin.Target, resp *http.Response, err error) error {
+	if err != nil {
+		return err
+	}
+	return &fetch.Error{URL: t.URL(), Err: errors.New("upstream answered " + resp.Status)}
 }
 
 // outcome classifies an answer to a revalidation.
@@ -113,61 +107,6 @@ func revalidationOutcome(meta store.Meta, resp *http.Response, err error) outcom
 		return outcomeGone
 	}
 	return outcomeOther
-}
-
-// revalidatedInBackground applies an answer that came after the stored copy
-// was served: the object is refreshed, replaced or removed as it would
-// have been with the client waiting, and the revalidation call ends.
-func (h *Handler) revalidatedInBackground(r *http.Request, t origin.Target, obj *store.Object, a answer, finish func(*store.Object, error)) {
-	meta := obj.Meta()
-	switch revalidationOutcome(meta, a.resp, a.err) {
-	case outcomeFailed:
-		h.log.Warn("revalidation failed: the stored copy stays", "key", t.Key, "err", a.failure(t))
-		finish(obj, errServedStale)
-	case outcomeUnchanged:
-		fetch.Drain(a.resp.Body)
-		obj.SetHeader(mergeFields(meta.Header, a.resp.Header), time.Now())
-		finish(obj, nil)
-	case outcomeReplaced:
-		h.storeInBackground(r, t, obj, a.resp, finish)
-	case outcomeGone:
-		fetch.Drain(a.resp.Body)
-		h.store.RemoveObject(obj)
-		h.negative.add(t)
-		finish(nil, errNotStored)
-	default:
-		fetch.Drain(a.resp.Body)
-		finish(nil, errNotStored)
-	}
-}
-
-// storeInBackground stores a new version that arrived with no client
-// waiting for it: the object is replaced and its first block filled from
-// the body at hand; the next request fetches the rest it needs. A new
-// version that cannot be stored still removes the outdated one.
-func (h *Handler) storeInBackground(r *http.Request, t origin.Target, old *store.Object, resp *http.Response, finish func(*store.Object, error)) {
-	start, end, size, ok := bodyExtent(resp, 0, false)
-	var obj *store.Object
-	fields, fit := storedFields(resp.Header)
-	if ok && fit && storable(r, resp) {
-		meta := store.Meta{
-			Size: size, ETag: resp.Header.Get("Etag"), LastModified: resp.Header.Get("Last-Modified"),
-			Header: fields, StoredAt: time.Now(), Restricted: restrictedReuse(r, resp.Header),
-		}
-		obj, _ = h.create(r, t, resp.Header, meta)
-	}
-	if obj == nil {
-		fetch.Drain(resp.Body)
-		h.store.RemoveObject(old)
-		finish(nil, errNotStored)
-		return
-	}
-	if size > 0 {
-		h.flights.Seed(obj, resp.Body, start, end, 0).Release()
-	} else {
-		fetch.Drain(resp.Body)
-	}
-	finish(obj, nil)
 }
 
 // mayServeWhileRevalidating reports whether obj may be served without

@@ -192,9 +192,9 @@ func TestRFC9111_4_1_VariantsAreCoalescedApart(t *testing.T) {
 	case a := <-results:
 		t.Fatalf("xml request answered without asking upstream: %+v", a)
 	}
-	before := r.flights.Stats().Coalesced
+	before := r.handler.Coalesced()
 	go get("application/xml")
-	waitFor(t, func() bool { return r.flights.Stats().Coalesced == before+1 })
+	waitFor(t, func() bool { return r.handler.Coalesced() == before+1 })
 	// The stored variant is still a hit meanwhile.
 	r.expect(r.getAccept(o, "application/json"), 200, statusHit, []byte(variantBody("application/json")))
 	close(gate)
@@ -222,9 +222,9 @@ func TestRFC9111_4_1_FollowerOfAnotherVariantGetsItsOwn(t *testing.T) {
 	}
 	go get("application/json")
 	<-arrived
-	before := r.flights.Stats().Coalesced
+	before := r.handler.Coalesced()
 	go get("application/xml")
-	waitFor(t, func() bool { return r.flights.Stats().Coalesced == before+1 })
+	waitFor(t, func() bool { return r.handler.Coalesced() == before+1 })
 	o.mu.Lock()
 	o.gate = nil // the xml request, when it asks, is not held
 	o.mu.Unlock()
