@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"hash/maphash"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -33,9 +34,12 @@ type drive struct {
 	dirty          map[*Object]struct{}
 	touched        map[*Object]struct{}
 	deleted        map[string]uint64 // key -> id of removed objects not yet deleted from the index
-	// Indexed objects not looked up since open (cold.go), oldest first;
-	// entries before coldNext are gone, coldLive are not.
-	cold               []coldEntry
+	// Indexed objects not looked up since open (cold.go), in chunks in
+	// the index's order, and their positions oldest first (coldOrder):
+	// those before coldNext are gone; coldLive entries are not.
+	cold               [][]coldEntry
+	coldOrder          []uint32
+	coldIndex          coldIndex
 	coldNext, coldLive int
 	// Until the sweep of unindexed items has run: the ids indexed at
 	// open, sorted, and those created since (never swept).
@@ -56,7 +60,7 @@ func newDrive(i int, spec DriveSpec, log *slog.Logger) *drive {
 // openDrive opens the drive's backend (DriveSpec.Backend, or the files
 // under DriveSpec.Path) and loads its index: whole objects for the offline
 // check (full), cold entries for service.
-func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger, full bool) (*drive, []*Object, error) {
+func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger, full bool, seed maphash.Seed) (*drive, []*Object, error) {
 	if spec.Budget <= 0 {
 		return nil, nil, fmt.Errorf("drive %s: budget must be positive", spec.Path)
 	}
@@ -75,19 +79,21 @@ func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger, full bo
 	if full {
 		objs, err = d.load(blockSize)
 	} else {
-		err = d.loadCold(blockSize)
+		err = d.loadCold(blockSize, seed)
 	}
 	if err != nil {
 		be.Close()
 		return nil, nil, fmt.Errorf("drive %s: load index: %w", spec.Path, err)
 	}
-	d.liveAtOpen = make([]uint64, 0, len(objs)+len(d.cold))
+	d.liveAtOpen = make([]uint64, 0, len(objs)+len(d.coldOrder))
 	for _, o := range objs {
 		o.drive = d
 		d.liveAtOpen = append(d.liveAtOpen, o.id)
 	}
-	for _, e := range d.cold {
-		d.liveAtOpen = append(d.liveAtOpen, e.id)
+	for _, c := range d.cold {
+		for _, e := range c {
+			d.liveAtOpen = append(d.liveAtOpen, e.id)
+		}
 	}
 	slices.Sort(d.liveAtOpen)
 	d.createdSince = make(map[uint64]bool)
@@ -103,11 +109,13 @@ func (d *drive) close() {
 // buildLRU orders the loaded objects by last use and accounts their space,
 // and the space of the cold entries.
 func (d *drive) buildLRU(objs []*Object) {
-	for _, e := range d.cold {
-		if !e.gone {
-			d.used += e.bytes
-			d.objects++
-			d.coldLive++
+	for _, c := range d.cold {
+		for _, e := range c {
+			if !e.gone {
+				d.used += e.bytes
+				d.objects++
+				d.coldLive++
+			}
 		}
 	}
 	slices.SortFunc(objs, func(a, b *Object) int { return compareInt64(b.atime, a.atime) })

@@ -37,7 +37,8 @@ func writeIndex(tb testing.TB, path string, n int) {
 				o.blocks[j] = blockPresent
 			}
 			b.Puts[key] = encodeEntry(o)
-			b.Atimes[key] = int64(1700000000_000000000 + (i*7919)%n)
+			// Last uses spread over 30 days, in no order of key.
+			b.Atimes[key] = 1700000000_000000000 + int64((i*7919)%n)*(30*24*3600_000000000/int64(n))
 		}
 		if _, err := fd.Commit(&b); err != nil {
 			tb.Fatal(err)

@@ -23,6 +23,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"log/slog"
 	"sync"
@@ -70,7 +71,7 @@ type Store struct {
 
 	mu       sync.Mutex
 	objects  map[string]*Object // looked up or created since Open
-	cold     map[string]coldRef // indexed, not looked up since Open (cold.go)
+	coldSeed maphash.Seed       // of the drives' cold indexes (coldindex.go)
 	atimesAt time.Time          // last time access times were written
 	drives   []*drive
 	closed   bool
@@ -115,14 +116,14 @@ func Open(opts Options) (*Store, error) {
 		syncDelay: opts.SyncDelay,
 		log:       opts.Logger,
 		objects:   make(map[string]*Object),
-		cold:      make(map[string]coldRef),
+		coldSeed:  maphash.MakeSeed(),
 		flushNow:  make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 	}
 	kept := make([][]*Object, len(opts.Drives))
 	for i, spec := range opts.Drives {
-		d, objs, err := openDrive(i, spec, s.blockSize, s.log, false)
+		d, objs, err := openDrive(i, spec, s.blockSize, s.log, false, s.coldSeed)
 		if err != nil && (spec.Budget <= 0 || errors.Is(err, errDriveLocked)) {
 			s.closeDrives()
 			return nil, err
@@ -155,7 +156,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		kept[i] = objs
 	}
-	s.addCold()
+	s.dedupCold()
 	s.idle.L = &s.mu
 	s.mu.Lock()
 	for i, d := range s.drives {
@@ -408,36 +409,3 @@ func (s *Store) markFailed(d *drive, err error) {
 // Flush makes committed blocks durable and writes the index now. Tests and
 // shutdown use it; in service the flusher runs it periodically.
 func (s *Store) Flush() error { return s.flush(true) }
-
-// addCold registers the drives' cold entries, in a map made once for all
-// of them. The same key on two drives (drives were reconfigured) keeps the
-// most recently used copy.
-func (s *Store) addCold() {
-	n := 0
-	for _, d := range s.drives {
-		n += len(d.cold)
-	}
-	s.cold = make(map[string]coldRef, n)
-	for _, d := range s.drives {
-		s.addDriveCold(d)
-	}
-}
-
-func (s *Store) addDriveCold(d *drive) {
-	for i := range d.cold {
-		e := &d.cold[i]
-		if old, dup := s.cold[e.key]; dup {
-			od := s.drives[old.drive]
-			loser, ld := e, d
-			if e.atime > od.cold[old.slot].atime {
-				loser, ld = &od.cold[old.slot], od
-				s.cold[e.key] = coldRef{uint32(d.index), uint32(i)}
-			}
-			loser.gone = true
-			ld.deleted[loser.key] = loser.id
-			s.trash = append(s.trash, &Object{store: s, drive: ld, key: loser.key, id: loser.id, removed: true})
-			continue
-		}
-		s.cold[e.key] = coldRef{uint32(d.index), uint32(i)}
-	}
-}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 )
 
@@ -40,7 +41,7 @@ func Verify(opts Options, repair bool) ([]VerifyReport, error) {
 	s := &Store{blockSize: opts.BlockSize, log: opts.Logger, objects: map[string]*Object{}}
 	var reports []VerifyReport
 	for i, spec := range opts.Drives {
-		d, objs, err := openDrive(i, spec, s.blockSize, s.log, true)
+		d, objs, err := openDrive(i, spec, s.blockSize, s.log, true, maphash.Seed{})
 		if err != nil {
 			return reports, err
 		}
