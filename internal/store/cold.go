@@ -126,9 +126,9 @@ func (r *recordReader) skipHeader() {
 	}
 }
 
-// coldChunk is how many cold entries loadCold gathers per allocation: the
-// list is copied once into one of its exact length, never grown by
-// doubling (a million entries are 48 MB).
+// coldChunk is how many cold entries are allocated at once as the index is
+// read: the list is a list of chunks, never grown by doubling and copying
+// (a million entries are 48 MB).
 const coldChunk = 1 << 16
 
 // loadCold reads the drive's index into cold entries, in the order of the
