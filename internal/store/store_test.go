@@ -46,6 +46,13 @@ func content(key string, size int64) []byte {
 // writeBlocks writes the given blocks of data into o and commits them.
 func writeBlocks(t *testing.T, o *Object, data []byte, blocks ...int64) {
 	t.Helper()
+	writeBlocksOf(t, o, func(_, start, end int64) []byte { return data[start:end] }, blocks...)
+}
+
+// writeBlocksOf writes block i's bytes, bytesOf(i, start, end), for each of
+// the given blocks of o and commits them.
+func writeBlocksOf(t *testing.T, o *Object, bytesOf func(i, start, end int64) []byte, blocks ...int64) {
+	t.Helper()
 	f, err := o.OpenWriter()
 	if err != nil {
 		t.Fatal(err)
@@ -57,16 +64,17 @@ func writeBlocks(t *testing.T, o *Object, data []byte, blocks ...int64) {
 			t.Fatalf("block %d: %v", i, err)
 		}
 		start, end := o.BlockBounds(i)
+		b := bytesOf(i, start, end)
 		// Two writes, to exercise the running checksum.
-		mid := start + (end-start)/2
-		if _, err := w.Write(data[start:mid]); err != nil {
-			t.Fatal(err)
+		mid := len(b) / 2
+		if _, err := w.Write(b[:mid]); err != nil {
+			t.Fatalf("block %d: %v", i, err)
 		}
-		if _, err := w.Write(data[mid:end]); err != nil {
-			t.Fatal(err)
+		if _, err := w.Write(b[mid:]); err != nil {
+			t.Fatalf("block %d: %v", i, err)
 		}
 		if err := w.Commit(); err != nil {
-			t.Fatal(err)
+			t.Fatalf("block %d: %v", i, err)
 		}
 	}
 }

@@ -101,24 +101,7 @@ func complianceWide(t *testing.T, k backendKit) {
 
 func writeWide(t *testing.T, o *Object, blocks ...int64) {
 	t.Helper()
-	f, err := o.OpenWriter()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, i := range blocks {
-		w, err := o.NewBlockWriter(f, i)
-		if err != nil {
-			t.Fatalf("block %d: %v", i, err)
-		}
-		start, end := o.BlockBounds(i)
-		if _, err := w.Write(blockBytes(i, end-start)); err != nil {
-			t.Fatalf("block %d: %v", i, err)
-		}
-		if err := w.Commit(); err != nil {
-			t.Fatalf("block %d: %v", i, err)
-		}
-	}
+	writeBlocksOf(t, o, func(i, start, end int64) []byte { return blockBytes(i, end-start) }, blocks...)
 }
 
 // checkWide reads the blocks back from the object's data at their offsets.
