@@ -29,6 +29,9 @@ type coldEntry struct {
 	atime int64 // unix nanoseconds of the last use before Open
 	bytes int64 // bytes of present blocks
 	gone  bool  // looked up, removed or evicted since
+	// marker: a Vary marker (Meta.Vary), whose record lists the variants
+	// to remove with it.
+	marker bool
 }
 
 // coldRef names a cold entry: its drive and its position there.
@@ -61,7 +64,7 @@ func peekEntry(k, v []byte, blockSize int64, keys *arena) (coldEntry, error) {
 		if err != nil {
 			return e, err
 		}
-		e.id, e.bytes = o.id, o.presentBytes
+		e.id, e.bytes, e.marker = o.id, o.presentBytes, o.vary != nil
 		return e, nil
 	}
 	e.id = binary.LittleEndian.Uint64(v[1:9])
@@ -70,7 +73,7 @@ func peekEntry(k, v []byte, blockSize int64, keys *arena) (coldEntry, error) {
 	r.varint() // stored at
 	r.skipString()
 	r.skipString()
-	r.skipHeader()
+	e.marker = r.skipHeader()
 	if r.err != nil || size < 0 {
 		return e, errShortRecord
 	}
@@ -99,31 +102,34 @@ func peekEntry(k, v []byte, blockSize int64, keys *arena) (coldEntry, error) {
 
 func (r *recordReader) skipString() { r.bytes(r.uvarint()) }
 
-// skipHeader passes over what appendHeader wrote.
-func (r *recordReader) skipHeader() {
+// skipHeader passes over what appendHeader wrote; it reports whether the
+// record is a Vary marker's.
+func (r *recordReader) skipHeader() (marker bool) {
 	for range r.uvarint() {
 		if r.err != nil {
-			return
+			return false
 		}
 		r.skipString()
 		for range r.uvarint() {
 			if r.err != nil {
-				return
+				return false
 			}
 			r.skipString()
 		}
 	}
 	flags := r.bytes(1)
-	if r.err == nil && flags[0]&flagVary != 0 {
-		for range 2 {
-			for range r.uvarint() {
-				if r.err != nil {
-					return
-				}
-				r.skipString()
+	if r.err != nil || flags[0]&flagVary == 0 {
+		return false
+	}
+	for range 2 {
+		for range r.uvarint() {
+			if r.err != nil {
+				return false
 			}
+			r.skipString()
 		}
 	}
+	return true
 }
 
 // coldChunk is how many cold entries are allocated at once as the index is
@@ -226,6 +232,20 @@ func (s *Store) evictColdLocked(d *drive) bool {
 		return false
 	}
 	return s.removeColdLocked(d.coldAt(d.coldOrder[d.coldNext]).key)
+}
+
+// warmMarker turns key's cold entry into an object when it is a Vary
+// marker, whose variants its record lists: removing or replacing the key
+// removes them too. Any other cold entry is removed under the lock, with no
+// read of its record.
+func (s *Store) warmMarker(key string) {
+	s.mu.Lock()
+	ref, ok := s.findColdLocked(key)
+	marker := ok && ref.d.coldAt(ref.pos).marker
+	s.mu.Unlock()
+	if marker {
+		s.warm(key)
+	}
 }
 
 // warm turns key's cold entry into an object: its record is read from the

@@ -232,7 +232,7 @@ func (s *Store) Create(key string, meta Meta) (*Object, error) {
 	if meta.Size < 0 {
 		return nil, fmt.Errorf("store: negative size %d", meta.Size)
 	}
-	s.warm(key) // an old version's marker lists variants to remove with it
+	s.warmMarker(key)
 	s.mu.Lock()
 	d := s.placeLocked(key, meta.Size)
 	s.mu.Unlock()
@@ -253,6 +253,8 @@ func (s *Store) Create(key string, meta Meta) (*Object, error) {
 	}
 	if old := s.objects[key]; old != nil {
 		s.removeWithVariantsLocked(old)
+	} else {
+		s.removeColdLocked(key)
 	}
 	s.objects[key] = o
 	o.lruElem = d.lru.PushFront(o)
@@ -266,11 +268,13 @@ func (s *Store) Create(key string, meta Meta) (*Object, error) {
 // Remove drops the object stored under key, if any (RFC 9111 §4.4
 // invalidation, or a version that changed upstream).
 func (s *Store) Remove(key string) {
-	s.warm(key) // a marker lists its variants in its record
+	s.warmMarker(key)
 	s.mu.Lock()
 	defer s.unlock()
 	if o := s.objects[key]; o != nil {
 		s.removeWithVariantsLocked(o)
+	} else {
+		s.removeColdLocked(key)
 	}
 }
 
