@@ -38,7 +38,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer st.Close()
 
-	up := fetch.New(fetchOptions(cfg, nodeID, log))
+	resolver := origin.NewResolver(originHosts(cfg))
+	up := fetch.New(fetchOptions(cfg, nodeID, resolver, log))
 	fillCtx, stopFills := context.WithCancel(context.Background())
 	flights := flight.NewGroup(fillCtx)
 	defer flights.Wait() // runs before st.Close: fills finish or release their blocks
@@ -68,7 +69,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	recorder := summary.NewRecorder()
 	handler := server.New(server.Options{
-		Resolver: origin.NewResolver(originHosts(cfg)), Store: st, Flights: flights,
+		Resolver: resolver, Store: st, Flights: flights,
 		Upstream: up, Log: log, NodeID: nodeID,
 		Freshness: &policy, MaxStale: cfg.MaxStale, NegativeTTL: negative,
 		Recorder: recorder, AccessLog: accessLog, RevalidateWait: revalidateWait,
@@ -101,11 +102,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	lc, ls := limitConns(content, contentLimits(contentCap)), limitConns(summary, summaryLimits(summaryCap))
 	servers := []*http.Server{lc.server(handler, errLog), ls.server(statusHandler(report), errLog)}
 	content, summary = lc, ls
+	// Before serving: a redirect to this node is never followed, and in a
+	// hashed pool this node's own entry is known before any request could
+	// be routed to it (and come back as a loop, 508, marking it down).
+	up.SetSelf(content.Addr(), summary.Addr())
 	errc := make(chan error, 2)
 	for i, l := range []net.Listener{content, summary} {
 		go func() { errc <- servers[i].Serve(l) }()
 	}
-	up.SetSelf(content.Addr(), summary.Addr()) // never follow a redirect to ourselves
 	log.Info("gatecache serving", "content", content.Addr().String(), "summary", summary.Addr().String(), "node", nodeID)
 
 	select {
@@ -217,14 +221,14 @@ func originHosts(cfg config.Config) []origin.Host {
 	return out
 }
 
-func fetchOptions(cfg config.Config, nodeID string, log *slog.Logger) fetch.Options {
+func fetchOptions(cfg config.Config, nodeID string, resolver *origin.Resolver, log *slog.Logger) fetch.Options {
 	opts := fetch.Options{
 		Parents: cfg.Upstreams, FallbackDirect: cfg.FallbackDirect, MaxRate: cfg.UpstreamMaxRate,
 		Weights: cfg.UpstreamWeights,
 		NodeID:  nodeID, UserAgent: "gatecache", Logger: log,
 		HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.UpstreamIdleTimeout,
 		// Redirects are followed only to origins the allow list names.
-		AllowRedirect: origin.NewResolver(originHosts(cfg)).Allows,
+		AllowRedirect: resolver.Allows,
 	}
 	if cfg.UpstreamHash {
 		opts.Policy = fetch.Hash
