@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"gatecache/internal/config"
 )
 
 // env is what every scenario gets.
@@ -59,7 +61,10 @@ func main() {
 	rate := flag.Float64("rate", 100e6, "origin link rate, bytes per second")
 	flag.Parse()
 
-	objSize, err := parseSize(*size)
+	objSize, err := config.ParseSize(*size)
+	if err == nil && objSize <= 0 {
+		err = fmt.Errorf("want a positive size such as 64MiB")
+	}
 	if err != nil {
 		fatal(fmt.Errorf("-size %q: %v", *size, err))
 	}
@@ -116,21 +121,6 @@ func main() {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "fleet:", err)
 	os.Exit(2)
-}
-
-// parseSize reads "64MiB", "512KiB", "1GiB" or a number of bytes.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
-		if v, ok := strings.CutSuffix(s, suffix); ok {
-			s, mult = v, m
-		}
-	}
-	var n int64
-	if _, err := fmt.Sscan(s, &n); err != nil || n <= 0 {
-		return 0, fmt.Errorf("want a positive size such as 64MiB")
-	}
-	return n * mult, nil
 }
 
 // raiseFileLimit lifts the descriptor limit to its hard limit: hundreds of

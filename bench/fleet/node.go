@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
@@ -94,11 +95,9 @@ func startNode(bin, work, name, originAddr string, extra ...string) (*node, erro
 
 // nodeID makes a stable CACHE_NODE_ID from a node's name.
 func nodeID(name string) string {
-	var h uint64 = 14695981039346656037
-	for i := 0; i < len(name); i++ {
-		h = (h ^ uint64(name[i])) * 1099511628211
-	}
-	return fmt.Sprintf("00000000-0000-4000-8000-%012x", h&0xffffffffffff)
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return fmt.Sprintf("00000000-0000-4000-8000-%012x", h.Sum64()&0xffffffffffff)
 }
 
 // stop ends the node with SIGTERM (SIGKILL after 15 s) and waits for it.
