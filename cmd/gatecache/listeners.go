@@ -105,7 +105,7 @@ type limitListener struct {
 	high int                        // most connections open since memory was last returned
 }
 
-// A burst of at least burstConns connections (about 28 KiB each, mostly
+// A burst of at least burstConns connections (about 25 KiB each, mostly
 // goroutine stacks and buffers) returns its memory to the system once three
 // quarters of it have closed, rather than when the runtime's background
 // scavenger gets to it minutes later: on a gateway the memory is wanted back.
@@ -315,8 +315,9 @@ func (c *limitedConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// ReadFrom keeps the socket's own ReadFrom (sendfile for hits) in chunks of
-// progressChunk, each under a fresh progress deadline. It unwraps one
+// ReadFrom keeps the socket's own ReadFrom (sendfile for hits) in chunks
+// from progressChunk up to maxProgressChunk (see nextChunk), each under a
+// fresh progress deadline. It unwraps one
 // io.LimitedReader, as sendfile does, so that the chunk's limit is the only
 // wrapper around the file.
 func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) {

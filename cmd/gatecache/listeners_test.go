@@ -407,3 +407,22 @@ func forcedGCs() uint64 {
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
+
+// Body chunks double while they go out quickly, up to maxProgressChunk,
+// and drop back to progressChunk after one that was slow.
+func TestProgressChunksGrowWhileFastAndShrinkWhenSlow(t *testing.T) {
+	const d = time.Minute
+	chunk := int64(progressChunk)
+	for range 10 {
+		chunk = nextChunk(chunk, time.Millisecond, d)
+	}
+	if chunk != maxProgressChunk {
+		t.Fatalf("after ten fast chunks: %d bytes, want %d", chunk, maxProgressChunk)
+	}
+	if got := nextChunk(progressChunk, time.Millisecond, d); got != 2*progressChunk {
+		t.Fatalf("after one fast chunk: %d bytes, want %d", got, 2*progressChunk)
+	}
+	if got := nextChunk(chunk, d/2, d); got != progressChunk {
+		t.Fatalf("after a slow chunk: %d bytes, want %d", got, progressChunk)
+	}
+}
