@@ -17,17 +17,6 @@ import (
 // that waited for the fill or revalidation of another client (whose
 // credentials were checked, not its own) asks upstream itself.
 
-// sharedByDirective reports directives that let a shared cache store the
-// answer to a request with credentials.
-func sharedByDirective(cc map[string]string) bool {
-	for _, name := range []string{"public", "s-maxage", "must-revalidate"} {
-		if _, ok := cc[name]; ok {
-			return true
-		}
-	}
-	return false
-}
-
 // restrictedReuse reports an answer to a request with credentials that only
 // must-revalidate allows to store.
 func restrictedReuse(r *http.Request, resp http.Header) bool {

@@ -184,7 +184,7 @@ func bodyExtent(resp *http.Response, wantStart int64, ranged bool) (start, end, 
 // and response no-store, private, must-understand), without Vary: *; to a
 // request with credentials, only when a directive allows it (§3.5).
 func storable(r *http.Request, resp *http.Response) bool {
-	if r.Header.Get("Authorization") != "" && !sharedByDirective(freshness.Directives(resp.Header.Values("Cache-Control"))) {
+	if r.Header.Get("Authorization") != "" && !freshness.StorableWithAuthorization(resp.Header) {
 		return false
 	}
 	if !freshness.Storable(r.Method, r.Header, resp.StatusCode, resp.Header) {

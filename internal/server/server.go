@@ -114,8 +114,10 @@ func New(o Options) *Handler {
 	return h
 }
 
-// Coalesced counts the requests served by a fill, discovery or
-// revalidation that another request started: upstream requests saved.
+// Coalesced counts the requests that joined a fill, discovery or
+// revalidation another request started. A joined request that then asks
+// upstream itself (an answer that was not stored, another variant, one
+// given to another client's credentials) counts too.
 func (h *Handler) Coalesced() int64 {
 	return h.flights.Stats().Coalesced + h.discoveries.Joined() + h.revalidations.Joined()
 }

@@ -319,3 +319,15 @@ func TestSlowRevalidationWaitsWhenTheOriginSaysSo(t *testing.T) {
 		})
 	}
 }
+
+// A qualified no-cache (no-cache="Set-Cookie") is about those fields alone
+// (RFC 9111 §5.2.2.4): the entry is served while a slow revalidation goes
+// on, as one without it is.
+func TestQualifiedNoCacheIsServedWhileRevalidating(t *testing.T) {
+	r, _ := staleRig(t, `max-age=0, no-cache="Set-Cookie"`, fetch.Options{HeaderTimeout: time.Minute}, time.Millisecond)
+	r.origin.Hold()
+	defer r.origin.Unhold()
+	if a := r.try("/dists/stable/InRelease"); a.hung || a.status != http.StatusOK || a.cacheStatus != statusRevalidating {
+		t.Fatalf("status %d (%s), hung %v: want the stored copy while revalidating", a.status, a.cacheStatus, a.hung)
+	}
+}

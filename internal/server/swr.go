@@ -116,17 +116,19 @@ func (h *Handler) mayServeWhileRevalidating(t origin.Target, obj *store.Object, 
 	if _, ok := h.staleAllowed(t, obj, age); !ok {
 		return false
 	}
-	cc := freshness.Directives(fieldHeader(obj.Meta().Header).Values("Cache-Control"))
-	_, noCache := cc["no-cache"]
-	return !noCache
+	// Only the unqualified no-cache asks that every use be validated; a
+	// qualified one (no-cache="Set-Cookie") is about those fields alone
+	// (RFC 9111 §5.2.2.4).
+	return !freshness.ParseResponse(fieldHeader(obj.Meta().Header)).NoCache
 }
 
 // staleAllowed reports whether obj, of the given age, may be served stale
 // (RFC 9111 §4.2.4): the origin did not forbid it (must-revalidate,
 // proxy-revalidate, s-maxage) and it is not staler than MAX_STALE.
 func (h *Handler) staleAllowed(t origin.Target, obj *store.Object, age time.Duration) (staleness time.Duration, ok bool) {
-	hdr := fieldHeader(obj.Meta().Header)
-	lifetime, _ := h.policy.Lifetime(h.policy.Classify(t.Host, t.Path), hdr)
+	meta := obj.Meta()
+	hdr := fieldHeader(meta.Header)
+	lifetime, _ := h.policy.Lifetime(h.classify(t, meta), hdr)
 	staleness = age - lifetime
 	return staleness, !freshness.MustRevalidate(hdr) && (h.maxStale < 0 || staleness <= h.maxStale)
 }
