@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/bits"
 	"slices"
-	"unsafe"
 )
 
 // A drive with a million objects must open in well under a second and in
@@ -22,17 +21,27 @@ import (
 // list of objects followed by its cold entries, oldest last: eviction
 // takes cold entries first, oldest first.
 
-// coldEntry is an indexed object not looked up since Open.
+// coldEntry is an indexed object not looked up since Open. Its key is in
+// the drive's coldKeys, at the entry's position. It holds no pointer, so
+// that the collector never looks into a million of them.
 type coldEntry struct {
-	key   string
 	id    uint64
-	atime int64 // unix nanoseconds of the last use before Open
-	bytes int64 // bytes of present blocks
-	gone  bool  // looked up, removed or evicted since
-	// marker: a Vary marker (Meta.Vary), whose record lists the variants
-	// to remove with it.
-	marker bool
+	atime int64  // unix nanoseconds of the last use before Open
+	state uint64 // bytes of present blocks (coldBytes), and the flags above
 }
+
+const (
+	coldBytes = 1<<56 - 1 // far above the largest object (maxObjectBlocks)
+	// coldGone: looked up, removed or evicted since.
+	coldGone = 1 << 63
+	// coldMarker: a Vary marker (Meta.Vary), whose record lists the
+	// variants to remove with it.
+	coldMarker = 1 << 62
+)
+
+func (e *coldEntry) bytes() int64 { return int64(e.state & coldBytes) }
+func (e *coldEntry) gone() bool   { return e.state&coldGone != 0 }
+func (e *coldEntry) marker() bool { return e.state&coldMarker != 0 }
 
 // coldRef names a cold entry: its drive and its position there.
 type coldRef struct {
@@ -41,31 +50,32 @@ type coldRef struct {
 }
 
 // peekEntry reads of a stored value under index key k what a cold entry
-// keeps, without decoding its header fields or checksums; its key is kept
-// in keys.
-func peekEntry(k, v []byte, blockSize int64, keys *arena) (coldEntry, error) {
-	var e coldEntry
+// keeps, and the entry's key, without decoding its header fields or
+// checksums. key is k, or points into v for a key indexed by its digest.
+func peekEntry(k, v []byte, blockSize int64) (e coldEntry, key []byte, err error) {
+	key = k
 	if len(v) > 0 && v[0] == keyedVersion {
 		r := &recordReader{b: v[1:]}
-		key := r.bytes(r.uvarint())
+		key = r.bytes(r.uvarint())
 		if r.err != nil {
-			return e, r.err
+			return e, nil, r.err
 		}
 		if indexKey(string(key)) != string(k) {
-			return e, errors.New("record key does not match its index key")
+			return e, nil, errors.New("record key does not match its index key")
 		}
-		e.key, v = keys.string(key), r.b
-	} else {
-		e.key = keys.string(k)
+		v = r.b
 	}
 	if len(v) < 9 || v[0] != recordVersion {
 		// Older records are rare: decode them whole.
-		o, err := decodeRecord(e.key, v, blockSize)
+		o, err := decodeRecord(string(key), v, blockSize)
 		if err != nil {
-			return e, err
+			return e, nil, err
 		}
-		e.id, e.bytes, e.marker = o.id, o.presentBytes, o.vary != nil
-		return e, nil
+		e.id, e.state = o.id, uint64(o.presentBytes)
+		if o.vary != nil {
+			e.state |= coldMarker
+		}
+		return e, key, nil
 	}
 	e.id = binary.LittleEndian.Uint64(v[1:9])
 	r := &recordReader{b: v[9:]}
@@ -73,31 +83,35 @@ func peekEntry(k, v []byte, blockSize int64, keys *arena) (coldEntry, error) {
 	r.varint() // stored at
 	r.skipString()
 	r.skipString()
-	e.marker = r.skipHeader()
+	marker := r.skipHeader()
 	if r.err != nil || size < 0 {
-		return e, errShortRecord
+		return e, nil, errShortRecord
 	}
 	n := blockCount(size, blockSize)
 	if n > maxObjectBlocks {
-		return e, errors.New("implausible size")
+		return e, nil, errors.New("implausible size")
 	}
 	bitmap := r.bytes(uint64((n + 7) / 8))
 	if r.err != nil {
-		return e, r.err
+		return e, nil, r.err
 	}
 	present := 0
 	for _, b := range bitmap {
 		present += bits.OnesCount8(b)
 	}
 	if len(r.b) < 4*present {
-		return e, errShortRecord
+		return e, nil, errShortRecord
 	}
-	e.bytes = int64(present) * blockSize
+	bytes := int64(present) * blockSize
 	if n > 0 && bitmap[(n-1)/8]&(1<<((n-1)%8)) != 0 {
 		// The last block is short unless size is a multiple of blocks.
-		e.bytes -= n*blockSize - size
+		bytes -= n*blockSize - size
 	}
-	return e, nil
+	e.state = uint64(bytes)
+	if marker {
+		e.state |= coldMarker
+	}
+	return e, key, nil
 }
 
 func (r *recordReader) skipString() { r.bytes(r.uvarint()) }
@@ -134,7 +148,7 @@ func (r *recordReader) skipHeader() (marker bool) {
 
 // coldChunk is how many cold entries are allocated at once as the index is
 // read: the list is a list of chunks, never grown by doubling and copying
-// (a million entries are 48 MB).
+// (a million entries are 24 MB).
 const coldChunk = 1 << 16
 
 // loadCold reads the drive's index into cold entries, in the order of the
@@ -144,11 +158,9 @@ const coldChunk = 1 << 16
 // happens once).
 func (d *drive) loadCold(blockSize int64, seed maphash.Seed) error {
 	fix := IndexBatch{Puts: map[string][]byte{}, Atimes: map[string]int64{}}
-	var keys arena
-	n := 0
 	err := d.backend.Load(func(k, v []byte, atime int64) error {
-		e, err := peekEntry(k, v, blockSize, &keys)
-		if err == nil && indexKey(e.key) != string(k) {
+		e, key, err := peekEntry(k, v, blockSize)
+		if err == nil && !isIndexKey(k, key) {
 			var o *Object
 			if o, err = decodeEntry(string(k), v, blockSize); err == nil {
 				fix.Deletes = append(fix.Deletes, string(k))
@@ -161,23 +173,30 @@ func (d *drive) loadCold(blockSize int64, seed maphash.Seed) error {
 			return nil
 		}
 		e.atime = atime
-		if n%coldChunk == 0 {
+		if d.coldKeys.n%coldChunk == 0 {
 			d.cold = append(d.cold, make([]coldEntry, 0, coldChunk))
 		}
 		d.cold[len(d.cold)-1] = append(d.cold[len(d.cold)-1], e)
-		n++
+		d.coldKeys.add(key)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	d.coldKeys.last = nil
 	// Two sorts of a million words: one on each core.
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		d.coldIndex = buildColdIndex(d.cold, n, seed)
+		d.coldIndex = buildColdIndex(&d.coldKeys, seed)
 	}()
-	d.coldOrder = sortCold(d.cold, n)
+	d.coldOrder = sortCold(d.cold, d.coldKeys.n)
+	d.liveAtOpen = make([]uint64, 0, d.coldKeys.n)
+	for _, c := range d.cold {
+		for _, e := range c {
+			d.liveAtOpen = append(d.liveAtOpen, e.id)
+		}
+	}
 	<-done
 	if len(fix.Deletes) > 0 {
 		if _, err := d.backend.Commit(&fix); err != nil {
@@ -199,13 +218,14 @@ func (s *Store) takeColdLocked(key string) (*drive, coldEntry, bool) {
 	}
 	d := ref.d
 	e := d.coldAt(ref.pos)
-	e.gone = true
+	e.state |= coldGone
 	d.coldLive--
+	taken := *e
 	if d.coldLive == 0 {
 		// Every entry is gone: let the lists go.
-		d.cold, d.coldOrder, d.coldIndex, d.coldNext = nil, nil, coldIndex{}, 0
+		d.cold, d.coldKeys, d.coldOrder, d.coldIndex, d.coldNext = nil, coldKeys{}, nil, coldIndex{}, 0
 	}
-	return d, *e, true
+	return d, taken, true
 }
 
 // removeColdLocked drops key's cold entry, if it has one, as removeLocked
@@ -215,23 +235,23 @@ func (s *Store) removeColdLocked(key string) bool {
 	if !ok {
 		return false
 	}
-	d.used -= e.bytes
+	d.used -= e.bytes()
 	d.objects--
-	d.deleted[e.key] = e.id
-	s.trash = append(s.trash, &Object{store: s, drive: d, key: e.key, id: e.id, removed: true})
+	d.deleted[key] = e.id
+	s.trash = append(s.trash, &Object{store: s, drive: d, key: key, id: e.id, removed: true})
 	return true
 }
 
 // evictColdLocked removes d's oldest cold entry; it reports false when d
 // has none left.
 func (s *Store) evictColdLocked(d *drive) bool {
-	for d.coldNext < len(d.coldOrder) && d.coldAt(d.coldOrder[d.coldNext]).gone {
+	for d.coldNext < len(d.coldOrder) && d.coldAt(d.coldOrder[d.coldNext]).gone() {
 		d.coldNext++
 	}
 	if d.coldNext >= len(d.coldOrder) {
 		return false
 	}
-	return s.removeColdLocked(d.coldAt(d.coldOrder[d.coldNext]).key)
+	return s.removeColdLocked(d.coldKeys.key(int(d.coldOrder[d.coldNext])))
 }
 
 // warmMarker turns key's cold entry into an object when it is a Vary
@@ -241,7 +261,7 @@ func (s *Store) evictColdLocked(d *drive) bool {
 func (s *Store) warmMarker(key string) {
 	s.mu.Lock()
 	ref, ok := s.findColdLocked(key)
-	marker := ok && ref.d.coldAt(ref.pos).marker
+	marker := ok && ref.d.coldAt(ref.pos).marker()
 	s.mu.Unlock()
 	if marker {
 		s.warm(key)
@@ -296,31 +316,11 @@ func (s *Store) installLocked(key string, ref coldRef, o *Object, err error) (_ 
 	}
 	d, e, _ := s.takeColdLocked(key)
 	o.store, o.drive, o.atime = s, d, e.atime
-	d.used += o.presentBytes - e.bytes // the same, unless the record changed under us
+	d.used += o.presentBytes - e.bytes() // the same, unless the record changed under us
 	s.objects[key] = o
 	o.lruElem = d.lru.PushFront(o)
 	o.touchLocked()
 	return o, false
-}
-
-// arena keeps the keys of cold entries in large shared buffers instead of
-// one allocation each: a million keys are one hundred allocations, not a
-// million, for the collector to track. A buffer is never written again
-// where a key points, and lives as long as any key in it.
-type arena struct{ buf []byte }
-
-const arenaChunk = 1 << 20
-
-func (a *arena) string(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if cap(a.buf)-len(a.buf) < len(b) {
-		a.buf = make([]byte, 0, max(arenaChunk, len(b)))
-	}
-	start := len(a.buf)
-	a.buf = append(a.buf, b...)
-	return unsafe.String(&a.buf[start], len(b))
 }
 
 // sortCold returns the positions of the chunks' n entries, oldest last use

@@ -17,11 +17,12 @@ type coldIndex struct {
 	seed    maphash.Seed
 }
 
-func buildColdIndex(chunks [][]coldEntry, n int, seed maphash.Seed) coldIndex {
-	x := coldIndex{posBits: uint(max(bits.Len(uint(n)), 1)), seed: seed, words: make([]uint64, n)}
-	for i := range n {
-		x.words[i] = x.hashBits(chunks[i/coldChunk][i%coldChunk].key) | uint64(i)
-	}
+// buildColdIndex indexes the keys of d's cold entries.
+func buildColdIndex(keys *coldKeys, seed maphash.Seed) coldIndex {
+	x := coldIndex{posBits: uint(max(bits.Len(uint(keys.n)), 1)), seed: seed, words: make([]uint64, keys.n)}
+	keys.each(func(i int, key []byte) {
+		x.words[i] = maphash.Bytes(seed, key)>>x.posBits<<x.posBits | uint64(i)
+	})
 	slices.Sort(x.words)
 	return x
 }
@@ -43,7 +44,7 @@ func (d *drive) findCold(key string) (uint32, bool) {
 	i, _ := slices.BinarySearch(x.words, h)
 	for ; i < len(x.words) && x.words[i]>>x.posBits<<x.posBits == h; i++ {
 		pos := uint32(x.words[i] & (1<<x.posBits - 1))
-		if e := d.coldAt(pos); !e.gone && e.key == key {
+		if !d.coldAt(pos).gone() && d.coldKeys.equal(int(pos), key) {
 			return pos, true
 		}
 	}
@@ -68,23 +69,28 @@ func (s *Store) findColdLocked(key string) (coldRef, bool) {
 // a node with more than one drive pays for the check.
 func (s *Store) dedupCold() {
 	for k, d := range s.drives {
-		for _, c := range d.cold {
-			for j := range c {
-				e := &c[j]
-				for _, od := range s.drives[:k] {
-					pos, dup := od.findCold(e.key)
-					if !dup {
-						continue
-					}
-					loser, ld := e, d
-					if oe := od.coldAt(pos); e.atime > oe.atime {
-						loser, ld = oe, od
-					}
-					loser.gone = true
-					ld.deleted[loser.key] = loser.id
-					s.trash = append(s.trash, &Object{store: s, drive: ld, key: loser.key, id: loser.id, removed: true})
-					break
+		if k == 0 {
+			continue // no earlier drive to hold a copy
+		}
+		for i := range d.coldKeys.n {
+			e := d.coldAt(uint32(i))
+			if e.gone() {
+				continue
+			}
+			key := d.coldKeys.key(i)
+			for _, od := range s.drives[:k] {
+				pos, dup := od.findCold(key)
+				if !dup {
+					continue
 				}
+				loser, ld := e, d
+				if oe := od.coldAt(pos); e.atime > oe.atime {
+					loser, ld = oe, od
+				}
+				loser.state |= coldGone
+				ld.deleted[key] = loser.id
+				s.trash = append(s.trash, &Object{store: s, drive: ld, key: key, id: loser.id, removed: true})
+				break
 			}
 		}
 	}

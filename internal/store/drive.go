@@ -38,11 +38,12 @@ type drive struct {
 	// the index's order, and their positions oldest first (coldOrder):
 	// those before coldNext are gone; coldLive entries are not.
 	cold               [][]coldEntry
+	coldKeys           coldKeys // the entries' keys, by position
 	coldOrder          []uint32
 	coldIndex          coldIndex
 	coldNext, coldLive int
 	// Until the sweep of unindexed items has run: the ids indexed at
-	// open, sorted, and those created since (never swept).
+	// open (sorted by the sweep), and those created since (never swept).
 	liveAtOpen   []uint64
 	createdSince map[uint64]bool
 }
@@ -85,17 +86,10 @@ func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger, full bo
 		be.Close()
 		return nil, nil, fmt.Errorf("drive %s: load index: %w", spec.Path, err)
 	}
-	d.liveAtOpen = make([]uint64, 0, len(objs)+len(d.coldOrder))
 	for _, o := range objs {
 		o.drive = d
 		d.liveAtOpen = append(d.liveAtOpen, o.id)
 	}
-	for _, c := range d.cold {
-		for _, e := range c {
-			d.liveAtOpen = append(d.liveAtOpen, e.id)
-		}
-	}
-	slices.Sort(d.liveAtOpen)
 	d.createdSince = make(map[uint64]bool)
 	return d, objs, nil
 }
@@ -111,8 +105,8 @@ func (d *drive) close() {
 func (d *drive) buildLRU(objs []*Object) {
 	for _, c := range d.cold {
 		for _, e := range c {
-			if !e.gone {
-				d.used += e.bytes
+			if !e.gone() {
+				d.used += e.bytes()
 				d.objects++
 				d.coldLive++
 			}
@@ -165,6 +159,9 @@ func (s *Store) createData(d *drive, size int64) (uint64, error) {
 // closes.
 func (s *Store) sweep(d *drive) {
 	defer s.sweeps.Done()
+	// Only the sweep reads liveAtOpen once the drive is open: it is sorted
+	// here, not in the start's path.
+	slices.Sort(d.liveAtOpen)
 	var ids []uint64
 	err := d.backend.List(func(id uint64) { ids = append(ids, id) })
 	s.mu.Lock()

@@ -44,6 +44,15 @@ func indexKey(key string) string {
 	return "\x00" + string(sum[:])
 }
 
+// isIndexKey reports whether k is key's index key, as indexKey(key) == k
+// but without a string of either.
+func isIndexKey(k, key []byte) bool {
+	if len(key) > 0 && len(key) <= maxPlainKey && key[0] != 0 {
+		return string(k) == string(key)
+	}
+	return string(k) == indexKey(string(key))
+}
+
 // encodeEntry is the stored value of o's record: the record itself, or for
 // a key indexed by digest the key and the record.
 func encodeEntry(o *Object) []byte {
