@@ -33,10 +33,14 @@ type Backend interface {
 	// crash left unindexed and for the offline check.
 	List(fn func(id uint64)) error
 	// Load calls fn with every index record and the access time kept
-	// beside it (0 when none). key and rec are valid only during the call. It is
-	// what a start costs, once per record: a million records must load
-	// in well under a second.
-	Load(fn func(key, rec []byte, atime int64) error) error
+	// beside it (0 when none), once each. key and rec are valid only
+	// during the call. It is what a start costs, once per record: a
+	// million records must load in well under a second. The records may
+	// come in up to parts parts, each numbered (from 0) and given from a
+	// goroutine of its own, so that fn runs for different parts at once;
+	// a part's records come one at a time, in the index's order or its
+	// reverse. When fn fails, Load stops and returns its error.
+	Load(parts int, fn func(part int, key, rec []byte, atime int64) error) error
 	// Get returns the index record stored under key (a copy the caller
 	// keeps), or an error matching fs.ErrNotExist when there is none.
 	Get(key string) ([]byte, error)

@@ -151,59 +151,90 @@ func (r *recordReader) skipHeader() (marker bool) {
 // (a million entries are 24 MB).
 const coldChunk = 1 << 16
 
-// loadCold reads the drive's index into cold entries, in the order of the
-// index, their eviction order, oldest last use first, and their index by
-// key (coldindex.go). Unreadable records are deleted; long keys an earlier
-// version indexed as they are move under their digest (decoded whole: that
-// happens once).
+// loadCold reads the drive's index into cold entries, their eviction
+// order, oldest last use first, and their index by key (coldindex.go).
+// Unreadable records are deleted; long keys an earlier version indexed as
+// they are move under their digest (decoded whole: that happens once).
+//
+// The index is read in two parts at once (Backend.Load): the second part's
+// entries take the positions from the chunk after the first part's last;
+// the positions in between hold no entry.
 func (d *drive) loadCold(blockSize int64, seed maphash.Seed) error {
-	fix := IndexBatch{Puts: map[string][]byte{}, Atimes: map[string]int64{}}
-	err := d.backend.Load(func(k, v []byte, atime int64) error {
-		e, key, err := peekEntry(k, v, blockSize)
-		if err == nil && !isIndexKey(k, key) {
-			var o *Object
-			if o, err = decodeEntry(string(k), v, blockSize); err == nil {
-				fix.Deletes = append(fix.Deletes, string(k))
-				fix.Puts[indexKey(o.key)], fix.Atimes[indexKey(o.key)] = encodeEntry(o), atime
-			}
-		}
-		if err != nil {
-			d.log.Warn("cache index: dropping unreadable record", "drive", d.spec.Path, "key", logKey(string(k)), "err", err)
-			fix.Deletes = append(fix.Deletes, string(k))
-			return nil
-		}
-		e.atime = atime
-		if d.coldKeys.n%coldChunk == 0 {
-			d.cold = append(d.cold, make([]coldEntry, 0, coldChunk))
-		}
-		d.cold[len(d.cold)-1] = append(d.cold[len(d.cold)-1], e)
-		d.coldKeys.add(key)
+	var parts [2]coldPart
+	err := d.backend.Load(len(parts), func(part int, k, v []byte, atime int64) error {
+		parts[part].add(d, k, v, atime, blockSize)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	d.coldKeys.last = nil
+	d.cold, d.coldKeys = parts[0].chunks, parts[0].keys
+	d.coldKeys.join(&parts[1].keys, len(d.cold)*coldChunk)
+	d.cold = append(d.cold, parts[1].chunks...)
 	// Two sorts of a million words: one on each core.
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		d.coldIndex = buildColdIndex(&d.coldKeys, seed)
 	}()
-	d.coldOrder = sortCold(d.cold, d.coldKeys.n)
-	d.liveAtOpen = make([]uint64, 0, d.coldKeys.n)
+	d.coldOrder = sortCold(d.cold)
+	d.liveAtOpen = make([]uint64, 0, d.coldKeys.count)
 	for _, c := range d.cold {
 		for _, e := range c {
 			d.liveAtOpen = append(d.liveAtOpen, e.id)
 		}
 	}
 	<-done
+	fix := IndexBatch{Puts: map[string][]byte{}, Atimes: map[string]int64{}}
+	for _, p := range parts {
+		fix.Deletes = append(fix.Deletes, p.deletes...)
+		for _, o := range p.moved {
+			ik := indexKey(o.o.key)
+			fix.Puts[ik], fix.Atimes[ik] = encodeEntry(o.o), o.atime
+		}
+	}
 	if len(fix.Deletes) > 0 {
 		if _, err := d.backend.Commit(&fix); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// coldPart is what one part of the index loads into.
+type coldPart struct {
+	chunks  [][]coldEntry
+	keys    coldKeys
+	deletes []string // index keys of unreadable records and of moved ones
+	moved   []struct {
+		o     *Object
+		atime int64
+	}
+}
+
+func (p *coldPart) add(d *drive, k, v []byte, atime int64, blockSize int64) {
+	e, key, err := peekEntry(k, v, blockSize)
+	if err == nil && !isIndexKey(k, key) {
+		var o *Object
+		if o, err = decodeEntry(string(k), v, blockSize); err == nil {
+			p.deletes = append(p.deletes, string(k))
+			p.moved = append(p.moved, struct {
+				o     *Object
+				atime int64
+			}{o, atime})
+		}
+	}
+	if err != nil {
+		d.log.Warn("cache index: dropping unreadable record", "drive", d.spec.Path, "key", logKey(string(k)), "err", err)
+		p.deletes = append(p.deletes, string(k))
+		return
+	}
+	e.atime = atime
+	if p.keys.n%coldChunk == 0 {
+		p.chunks = append(p.chunks, make([]coldEntry, 0, coldChunk))
+	}
+	p.chunks[len(p.chunks)-1] = append(p.chunks[len(p.chunks)-1], e)
+	p.keys.add(key)
 }
 
 // coldAt is the cold entry at position i of the index's order.
@@ -323,52 +354,60 @@ func (s *Store) installLocked(key string, ref coldRef, o *Object, err error) (_ 
 	return o, false
 }
 
-// sortCold returns the positions of the chunks' n entries, oldest last use
-// first (ties in index order). Sorting 8-byte words is a small part of a
-// start where gathering and sorting a million 48-byte entries is a
-// quarter of it: each word holds an entry's last use, as an offset from
-// the oldest scaled to fit 40 bits (exact within 18 minutes, 32 µs steps
-// over a year), above its position. Entries that share a step are put in
-// their exact order after.
-func sortCold(chunks [][]coldEntry, n int) []uint32 {
-	at := func(i int) *coldEntry { return &chunks[i/coldChunk][i%coldChunk] }
+// sortCold returns the positions of the chunks' entries, oldest last use
+// first (ties in order of position). Sorting 8-byte words is a small part
+// of a start where gathering and sorting a million entries is a quarter of
+// it: each word holds an entry's last use, as an offset from the oldest
+// scaled to fit 40 bits (exact within 18 minutes, 32 µs steps over a
+// year), above its position. Entries that share a step are put in their
+// exact order after.
+func sortCold(chunks [][]coldEntry) []uint32 {
+	at := func(i uint32) *coldEntry { return &chunks[i/coldChunk][i%coldChunk] }
+	byAtime := func(a, b uint32) int { return compareInt64(at(a).atime, at(b).atime) }
 	const posBits, timeBits = 24, 40
-	order := make([]uint32, n)
-	if n >= 1<<posBits {
-		for i := range order {
-			order[i] = uint32(i)
+	n, end := 0, 0
+	for i, c := range chunks {
+		n, end = n+len(c), i*coldChunk+len(c)
+	}
+	order := make([]uint32, 0, n)
+	if end > 1<<posBits {
+		for i, c := range chunks {
+			for j := range c {
+				order = append(order, uint32(i*coldChunk+j))
+			}
 		}
-		slices.SortStableFunc(order, func(a, b uint32) int { return byAtime(*at(int(a)), *at(int(b))) })
+		slices.SortStableFunc(order, byAtime)
 		return order
 	}
 	oldest, newest := int64(math.MaxInt64), int64(math.MinInt64)
-	for i := range n {
-		oldest, newest = min(oldest, at(i).atime), max(newest, at(i).atime)
+	for _, c := range chunks {
+		for _, e := range c {
+			oldest, newest = min(oldest, e.atime), max(newest, e.atime)
+		}
 	}
 	shift := 0
 	for n > 0 && uint64(newest-oldest)>>shift >= 1<<timeBits {
 		shift++
 	}
-	words := make([]uint64, n)
-	for i := range n {
-		words[i] = uint64(at(i).atime-oldest)>>shift<<posBits | uint64(i)
+	words := make([]uint64, 0, n)
+	for i, c := range chunks {
+		for j, e := range c {
+			words = append(words, uint64(e.atime-oldest)>>shift<<posBits|uint64(i*coldChunk+j))
+		}
 	}
 	slices.Sort(words)
-	for j, w := range words {
-		order[j] = uint32(w & (1<<posBits - 1))
+	for _, w := range words {
+		order = append(order, uint32(w&(1<<posBits-1)))
 	}
 	for j := 0; shift > 0 && j < n; {
 		k := j + 1
 		for k < n && words[k]>>posBits == words[j]>>posBits {
 			k++
 		}
-		cmp := func(a, b uint32) int { return byAtime(*at(int(a)), *at(int(b))) }
-		if run := order[j:k]; !slices.IsSortedFunc(run, cmp) {
-			slices.SortStableFunc(run, cmp)
+		if run := order[j:k]; !slices.IsSortedFunc(run, byAtime) {
+			slices.SortStableFunc(run, byAtime)
 		}
 		j = k
 	}
 	return order
 }
-
-func byAtime(a, b coldEntry) int { return compareInt64(a.atime, b.atime) }

@@ -19,9 +19,9 @@ type coldIndex struct {
 
 // buildColdIndex indexes the keys of d's cold entries.
 func buildColdIndex(keys *coldKeys, seed maphash.Seed) coldIndex {
-	x := coldIndex{posBits: uint(max(bits.Len(uint(keys.n)), 1)), seed: seed, words: make([]uint64, keys.n)}
+	x := coldIndex{posBits: uint(max(bits.Len(uint(keys.n)), 1)), seed: seed, words: make([]uint64, 0, keys.count)}
 	keys.each(func(i int, key []byte) {
-		x.words[i] = maphash.Bytes(seed, key)>>x.posBits<<x.posBits | uint64(i)
+		x.words = append(x.words, maphash.Bytes(seed, key)>>x.posBits<<x.posBits|uint64(i))
 	})
 	slices.Sort(x.words)
 	return x
@@ -72,12 +72,12 @@ func (s *Store) dedupCold() {
 		if k == 0 {
 			continue // no earlier drive to hold a copy
 		}
-		for i := range d.coldKeys.n {
+		d.coldKeys.each(func(i int, kb []byte) {
 			e := d.coldAt(uint32(i))
 			if e.gone() {
-				continue
+				return
 			}
-			key := d.coldKeys.key(i)
+			key := string(kb)
 			for _, od := range s.drives[:k] {
 				pos, dup := od.findCold(key)
 				if !dup {
@@ -92,6 +92,6 @@ func (s *Store) dedupCold() {
 				s.trash = append(s.trash, &Object{store: s, drive: ld, key: key, id: loser.id, removed: true})
 				break
 			}
-		}
+		})
 	}
 }

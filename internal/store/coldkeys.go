@@ -11,12 +11,15 @@ import "encoding/binary"
 // key is read back by decoding at most keysPerRun of them.
 type coldKeys struct {
 	chunks [][]byte
-	runs   []keyRun // where each run of keysPerRun keys starts
+	runs   []keyRun // where each run of keysPerRun positions starts
 	last   []byte   // the key added last, which the next is coded against
-	n      int
+	n      int      // positions: one past the last key's
+	count  int      // keys (positions between joined parts hold none)
 }
 
-type keyRun struct{ chunk, off uint32 }
+// keyRun is where the keys of keysPerRun positions start, and how many
+// there are.
+type keyRun struct{ chunk, off, n uint32 }
 
 const keysPerRun = 16
 
@@ -41,7 +44,23 @@ func (c *coldKeys) add(key []byte) {
 	b = binary.AppendUvarint(b, uint64(len(key)-shared))
 	c.chunks[len(c.chunks)-1] = append(b, key[shared:]...)
 	c.last = append(c.last[:0], key...)
+	c.runs[len(c.runs)-1].n++
 	c.n++
+	c.count++
+}
+
+// join appends o's keys at the positions from base on, a multiple of
+// keysPerRun at or past c's end; the positions in between hold no key.
+func (c *coldKeys) join(o *coldKeys, base int) {
+	for len(c.runs) < base/keysPerRun {
+		c.runs = append(c.runs, keyRun{})
+	}
+	for _, r := range o.runs {
+		r.chunk += uint32(len(c.chunks))
+		c.runs = append(c.runs, r)
+	}
+	c.chunks = append(c.chunks, o.chunks...)
+	c.n, c.count, c.last = base+o.n, c.count+o.count, nil
 }
 
 // startRun begins a run where need more bytes fit.
@@ -50,7 +69,7 @@ func (c *coldKeys) startRun(need int) {
 		c.chunks = append(c.chunks, make([]byte, 0, max(arenaChunk, need)))
 	}
 	last := len(c.chunks) - 1
-	c.runs = append(c.runs, keyRun{uint32(last), uint32(len(c.chunks[last]))})
+	c.runs = append(c.runs, keyRun{chunk: uint32(last), off: uint32(len(c.chunks[last]))})
 }
 
 // moveRun moves the run being written to a new chunk with room for need
@@ -62,10 +81,10 @@ func (c *coldKeys) moveRun(need int) {
 	b := make([]byte, 0, max(arenaChunk, len(run)+need))
 	c.chunks[r.chunk] = old[:r.off]
 	c.chunks = append(c.chunks, append(b, run...))
-	*r = keyRun{uint32(len(c.chunks) - 1), 0}
+	r.chunk, r.off = uint32(len(c.chunks)-1), 0
 }
 
-// appendKey appends the key at position i to buf.
+// appendKey appends the key at position i (one that holds a key) to buf.
 func (c *coldKeys) appendKey(buf []byte, i int) []byte {
 	r := c.runs[i/keysPerRun]
 	b := c.chunks[r.chunk][r.off:]
@@ -86,7 +105,7 @@ func (c *coldKeys) each(fn func(i int, key []byte)) {
 	var key []byte
 	for run, r := range c.runs {
 		b := c.chunks[r.chunk][r.off:]
-		for i := run * keysPerRun; i < min((run+1)*keysPerRun, c.n); i++ {
+		for i := run * keysPerRun; i < run*keysPerRun+int(r.n); i++ {
 			shared, n := binary.Uvarint(b)
 			b = b[n:]
 			rest, n := binary.Uvarint(b)

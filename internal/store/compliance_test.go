@@ -63,6 +63,8 @@ func runCompliance(t *testing.T, k backendKit) {
 		{"NoBackendIOUnderTheStoreLock", complianceNoIOUnderLock},
 		{"Verify", complianceVerify},
 		{"ColdEntries", complianceCold},
+		{"LoadGivesEveryRecordOnce", complianceLoad},
+		{"ManyColdEntries", complianceManyCold},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.run(t, k) })
 	}

@@ -99,7 +99,7 @@ const (
 func (d *drive) load(blockSize int64) ([]*Object, error) {
 	var objs []*Object
 	fix := IndexBatch{Puts: map[string][]byte{}, Atimes: map[string]int64{}}
-	err := d.backend.Load(func(kb, v []byte, atime int64) error {
+	err := d.backend.Load(1, func(_ int, kb, v []byte, atime int64) error {
 		k := string(kb)
 		o, derr := decodeEntry(k, v, blockSize)
 		if derr != nil {

@@ -200,11 +200,13 @@ func (m *MemoryDrive) List(fn func(id uint64)) error {
 	return nil
 }
 
-func (m *MemoryDrive) Load(fn func(key, rec []byte, atime int64) error) error {
+// Load gives every record in one part, in key order.
+func (m *MemoryDrive) Load(_ int, fn func(part int, key, rec []byte, atime int64) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for k, r := range m.index {
-		if err := fn([]byte(k), r.rec, r.atime); err != nil {
+	for _, k := range slices.Sorted(maps.Keys(m.index)) {
+		r := m.index[k]
+		if err := fn(0, []byte(k), r.rec, r.atime); err != nil {
 			return err
 		}
 	}

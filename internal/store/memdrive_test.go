@@ -46,7 +46,7 @@ func TestMemoryDriveCrashKeepsWhatWasDurable(t *testing.T) {
 		t.Fatalf("items after a power cut: %v, want 1 and 2", live)
 	}
 	n := 0
-	m.Load(func(key, rec []byte, atime int64) error {
+	m.Load(1, func(_ int, key, rec []byte, atime int64) error {
 		n++
 		if string(key) != "k" || string(rec) != "rec" || atime != 7 {
 			t.Errorf("record %q = %q, atime %d", key, rec, atime)

@@ -24,11 +24,19 @@ func writeIndex(tb testing.TB, path string, n int) {
 		tb.Fatal(err)
 	}
 	defer fd.Close()
-	d := newDrive(0, DriveSpec{Path: path, Budget: 1 << 50}, nil)
+	indexObjects(tb, fd, n)
+}
+
+// indexObjects commits n records of objects of 8 blocks to be, keyed by
+// benchKey, their last uses spread over 30 days in no order of key (object
+// i was last used at benchAtime(i, n)).
+func indexObjects(tb testing.TB, be Backend, n int) {
+	tb.Helper()
+	d := newDrive(0, DriveSpec{Path: "index", Budget: 1 << 50}, nil)
 	for batch := 0; batch < n; batch += 20_000 {
 		b := IndexBatch{Puts: map[string][]byte{}, Atimes: map[string]int64{}}
 		for i := batch; i < min(batch+20_000, n); i++ {
-			key := fmt.Sprintf("deb.debian.org/debian/pool/main/p/pkg%d/pkg%d_1.0_arm64.deb", i, i)
+			key := benchKey(i)
 			o := &Object{key: key, id: uint64(i + 1), drive: d,
 				meta: Meta{Size: 8 * testBlock, ETag: `"abc"`, StoredAt: time.Unix(1700000000, 0),
 					Header: []Field{{"Content-Type", []string{"application/vnd.debian.binary-package"}}}},
@@ -37,13 +45,20 @@ func writeIndex(tb testing.TB, path string, n int) {
 				o.blocks[j] = blockPresent
 			}
 			b.Puts[key] = encodeEntry(o)
-			// Last uses spread over 30 days, in no order of key.
-			b.Atimes[key] = 1700000000_000000000 + int64((i*7919)%n)*(30*24*3600_000000000/int64(n))
+			b.Atimes[key] = benchAtime(i, n)
 		}
-		if _, err := fd.Commit(&b); err != nil {
+		if _, err := be.Commit(&b); err != nil {
 			tb.Fatal(err)
 		}
 	}
+}
+
+func benchKey(i int) string {
+	return fmt.Sprintf("deb.debian.org/debian/pool/main/p/pkg%d/pkg%d_1.0_arm64.deb", i, i)
+}
+
+func benchAtime(i, n int) int64 {
+	return 1700000000_000000000 + int64((i*7919)%n)*(30*24*3600_000000000/int64(n))
 }
 
 // BenchmarkOpen1M measures a restart with 1,000,000 cached objects in a
