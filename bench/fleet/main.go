@@ -52,6 +52,10 @@ var scenarios = map[string]func(env) bool{
 }
 
 func main() {
+	if name := os.Getenv(floorEnv); name != "" {
+		floorServer(name)
+		return
+	}
 	scenario := flag.String("scenario", "all", "rollout, aptburst, pool or all")
 	bin := flag.String("bin", "", "gatecache binary (default: go build ./cmd/gatecache)")
 	clients := flag.Int("clients", 0, "clients (default: rollout 300, aptburst 200, pool 100)")

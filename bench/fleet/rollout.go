@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -260,7 +261,10 @@ func runRollout(e env) bool {
 }
 
 // egressFloor serves want from a file with net/http's ServeContent on
-// loopback and runs the crowd against it.
+// loopback and runs the crowd against it. The file server is a process of
+// its own (this program run again, floorServer), as the node is: served
+// from the clients' own process, the same bytes go out about a fifth
+// faster (one scheduler for both ends), which is no server's to reach.
 func egressFloor(e env, want []byte, run func(url string) crowd) (crowd, error) {
 	name := filepath.Join(e.work, "floor.bin")
 	if err := os.WriteFile(name, want, 0o644); err != nil {
@@ -271,7 +275,42 @@ func egressFloor(e env, want []byte, run func(url string) crowd) (crowd, error) 
 	if err != nil {
 		return crowd{}, err
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	defer l.Close()
+	f, err := l.(*net.TCPListener).File()
+	if err != nil {
+		return crowd{}, err
+	}
+	defer f.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return crowd{}, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), floorEnv+"="+name)
+	cmd.ExtraFiles = []*os.File{f} // descriptor 3
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return crowd{}, err
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	return run("http://" + l.Addr().String() + "/floor.bin"), nil
+}
+
+// floorEnv names the file the program serves when it is egressFloor's
+// server.
+const floorEnv = "FLEET_FLOOR_FILE"
+
+// floorServer serves the file named by floorEnv on the listener passed as
+// descriptor 3, until killed.
+func floorServer(name string) {
+	l, err := net.FileListener(os.NewFile(3, "floor"))
+	if err != nil {
+		fatal(err)
+	}
+	fatal(http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, err := os.Open(name)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -279,8 +318,5 @@ func egressFloor(e env, want []byte, run func(url string) crowd) (crowd, error) 
 		}
 		defer f.Close()
 		http.ServeContent(w, r, "", modified, f)
-	})}
-	go srv.Serve(l)
-	defer srv.Close()
-	return run("http://" + l.Addr().String() + "/floor.bin"), nil
+	})))
 }
