@@ -151,21 +151,29 @@ func validName(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}
-	labels := strings.Split(h, ".")
-	for _, l := range labels {
+	// Label by label, without splitting (this runs for every request).
+	for rest := h; ; {
+		l, tail, more := strings.Cut(rest, ".")
 		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
 			return false
 		}
+		digits := true
 		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			switch c := l[i]; {
+			case c >= '0' && c <= '9':
+			case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_':
+				digits = false
+			default:
 				return false
 			}
 		}
+		if !more {
+			if digits {
+				ip, err := netip.ParseAddr(h)
+				return err == nil && ip.Is4()
+			}
+			return true
+		}
+		rest = tail
 	}
-	if last := labels[len(labels)-1]; strings.Trim(last, "0123456789") == "" {
-		ip, err := netip.ParseAddr(h)
-		return err == nil && ip.Is4()
-	}
-	return true
 }

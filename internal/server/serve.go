@@ -96,10 +96,17 @@ func replayHeader(hdr http.Header, meta store.Meta, age time.Duration) {
 	}
 	if _, ok := hdr["Content-Type"]; !ok {
 		// Set, so that ServeContent does not sniff (read) the body.
-		hdr.Set("Content-Type", "application/octet-stream")
+		hdr["Content-Type"] = octetStream
 	}
-	hdr.Set("Accept-Ranges", "bytes")
+	hdr["Accept-Ranges"] = acceptBytes
 }
+
+// Values every hit sends, shared as stored values are: a header's value
+// slices are replaced, never written into.
+var (
+	octetStream = []string{"application/octet-stream"}
+	acceptBytes = []string{"bytes"}
+)
 
 // emptyRangesUnsatisfiable rewrites a Range that net/http would answer with
 // a zero-length 206 ("bytes=-0") so that it answers 416, as RFC 9110
