@@ -320,6 +320,22 @@ func TestSlowRevalidationWaitsWhenTheOriginSaysSo(t *testing.T) {
 	}
 }
 
+// A stale must-revalidate entry waits for its revalidation however long
+// the wait for a slow one is set (here none at all): the answer comes from
+// upstream once it gives one, not a 504 at the end of the wait.
+func TestMustRevalidateWaitsForTheAnswer(t *testing.T) {
+	r, want := staleRig(t, "max-age=0, must-revalidate", fetch.Options{HeaderTimeout: time.Minute}, -1)
+	parked := r.origin.Hold()
+	done := make(chan attempt, 1)
+	go func() { done <- r.try("/dists/stable/InRelease") }()
+	<-parked // the revalidation is at the origin
+	r.origin.Unhold()
+	a := <-done
+	if a.hung || a.status != http.StatusOK || string(a.body) != string(want) || a.cacheStatus == statusRevalidating {
+		t.Fatalf("status %d (%s), %d bytes, hung %v; want the revalidated copy", a.status, a.cacheStatus, len(a.body), a.hung)
+	}
+}
+
 // A qualified no-cache (no-cache="Set-Cookie") is about those fields alone
 // (RFC 9111 §5.2.2.4): the entry is served while a slow revalidation goes
 // on, as one without it is.
