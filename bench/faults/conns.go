@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"gatecache/bench/internal/benchenv"
 )
 
 // flood opens count connections to addr, sends request on each and reads
@@ -117,7 +119,7 @@ func runConns(bin, dir string, o *origin, count int) bool {
 		fmt.Printf("%-44s %.0f s (idle timeouts: content 2 min, summary 30 s)\n", "node closed the idle connections after", closedAfter)
 		fmt.Printf("%-44s %s\n", "2 s after the clients left", after)
 		fmt.Printf("%-44s %s\n", "32 s after", later)
-		fmt.Printf("%-44s %s\n\n", "verdict", verdict(portOK))
+		fmt.Printf("%-44s %s\n\n", "verdict", benchenv.Verdict(portOK))
 	}
 	return ok
 }
@@ -191,6 +193,6 @@ func runSoak(bin, dir string, o *origin, d time.Duration) bool {
 	fmt.Printf("%-44s %d errors, %d wrong bytes\n", "failures", errs.Load(), wrong.Load())
 	fmt.Printf("%-44s %.1f-%.1f MiB\n", "RSS (sampled each second)", float64(minS.rssKB)/1024, float64(maxS.rssKB)/1024)
 	fmt.Printf("%-44s %d-%d\n", "open descriptors", minS.fds, maxS.fds)
-	fmt.Printf("%-44s %s\n", "verdict", verdict(ok))
+	fmt.Printf("%-44s %s\n", "verdict", benchenv.Verdict(ok))
 	return ok
 }

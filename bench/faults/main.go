@@ -13,11 +13,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"gatecache/bench/internal/benchenv"
 )
 
 type urlT = url.URL
@@ -37,15 +37,10 @@ func main() {
 		fatal(err)
 	}
 	defer os.RemoveAll(work)
-	if *bin == "" {
-		*bin = filepath.Join(work, "gatecache")
-		build := exec.Command("go", "build", "-o", *bin, "./cmd/gatecache")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fatal(fmt.Errorf("building gatecache: %w", err))
-		}
+	if *bin, err = benchenv.Gatecache(work, *bin); err != nil {
+		fatal(err)
 	}
-	raiseFileLimit()
+	benchenv.RaiseFileLimit()
 	o, err := startOrigin()
 	if err != nil {
 		fatal(err)
@@ -85,27 +80,4 @@ func main() {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "faults:", err)
 	os.Exit(2)
-}
-
-// raiseFileLimit lifts this process's descriptor limit to its hard limit
-// (the connection flood needs tens of thousands); the nodes inherit it.
-// As root the hard limit is raised too (to 1,048,576): the campaign itself
-// holds both floods' client ends, which must not run it out of descriptors.
-func raiseFileLimit() {
-	big := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
-	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &big) == nil {
-		return
-	}
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
-		lim.Cur = lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "ok"
-	}
-	return "FAIL"
 }

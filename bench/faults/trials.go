@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"gatecache/bench/internal/benchenv"
 )
 
 // checkBody compares what a response delivered with the origin's content.
@@ -147,6 +149,6 @@ func runTrials(bin, dir string, o *origin, trials int) bool {
 	fmt.Printf("%-44s %d of %d\n", "incomplete responses after restart", incomplete, checked)
 	fmt.Printf("%-44s %d\n", "failed starts", startFail)
 	fmt.Printf("%-44s %d bad blocks, exit %d\n", "gatecache verify on the stopped cache", bad, exit)
-	fmt.Printf("%-44s %s\n", "verdict", verdict(ok))
+	fmt.Printf("%-44s %s\n", "verdict", benchenv.Verdict(ok))
 	return ok
 }

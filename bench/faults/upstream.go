@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"gatecache/bench/internal/benchenv"
 )
 
 // outcome is what one client saw.
@@ -136,7 +138,7 @@ func runUpstream(bin, dir string, o *origin) bool {
 	fmt.Printf("%-46s %-44s %-34s %s\n", "scenario", "client got", "must", "verdict")
 	ok := true
 	for _, r := range rows {
-		fmt.Printf("%-46s %-44s %-34s %s\n", r.name, r.got, r.expect, verdict(r.ok))
+		fmt.Printf("%-46s %-44s %-34s %s\n", r.name, r.got, r.expect, benchenv.Verdict(r.ok))
 		ok = ok && r.ok
 	}
 	fmt.Printf("requests that reached the not-allowed origin: %d\n", forbidden.hits.Load())
@@ -161,7 +163,7 @@ func runTerm(bin, dir string, o *origin) bool {
 	resp.Body.Close()
 	ok := err == nil && took < 10*time.Second
 	fmt.Println("## SIGTERM with a fill reading a 3,000 B/s origin")
-	fmt.Printf("%-44s %.2f s (bound 10 s) %s\n", "time to exit", took.Seconds(), verdict(ok))
+	fmt.Printf("%-44s %.2f s (bound 10 s) %s\n", "time to exit", took.Seconds(), benchenv.Verdict(ok))
 	if err != nil {
 		fmt.Println(err)
 	}

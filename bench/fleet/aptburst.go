@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"gatecache/bench/internal/benchenv"
 	"gatecache/internal/origintest"
 )
 
@@ -171,7 +172,7 @@ func runAptBurst(e env) bool {
 		}
 		ok = ok && good
 		ds := r.run.times()
-		fmt.Printf("| %s | %s | %s | %s | %d | %s |\n", r.name, secs(r.run.total), secs(percentile(ds, 50)), secs(percentile(ds, 99)), r.failures, verdict(good))
+		fmt.Printf("| %s | %s | %s | %s | %d | %s |\n", r.name, secs(r.run.total), secs(percentile(ds, 50)), secs(percentile(ds, 99)), r.failures, benchenv.Verdict(good))
 		if r.firstFailure != nil {
 			fmt.Printf("\n%s: first client failure: %v\n", r.name, r.firstFailure)
 		}

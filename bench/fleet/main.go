@@ -25,9 +25,9 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
+	"gatecache/bench/internal/benchenv"
 	"gatecache/internal/config"
 )
 
@@ -91,15 +91,10 @@ func main() {
 		fatal(err)
 	}
 	defer os.RemoveAll(work)
-	if *bin == "" {
-		*bin = filepath.Join(work, "gatecache")
-		build := exec.Command("go", "build", "-o", *bin, "./cmd/gatecache")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fatal(fmt.Errorf("building gatecache: %w", err))
-		}
+	if *bin, err = benchenv.Gatecache(work, *bin); err != nil {
+		fatal(err)
 	}
-	raiseFileLimit()
+	benchenv.RaiseFileLimit()
 	haproxy, _ := exec.LookPath("haproxy")
 	fmt.Printf("# gatecache fleet benchmark %s UTC, %d CPUs, loopback; origin %v latency, %.0f MB/s\n",
 		time.Now().UTC().Format("2006-01-02 15:04"), runtime.NumCPU(), *latency, *rate/1e6)
@@ -125,21 +120,4 @@ func main() {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "fleet:", err)
 	os.Exit(2)
-}
-
-// raiseFileLimit lifts the descriptor limit to its hard limit: hundreds of
-// clients hold a connection each, and the nodes inherit the limit.
-func raiseFileLimit() {
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
-		lim.Cur = lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "ok"
-	}
-	return "FAIL"
 }

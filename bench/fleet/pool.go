@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"gatecache/bench/internal/benchenv"
+	"gatecache/internal/haproxytest"
 	"gatecache/internal/origintest"
 )
 
@@ -127,7 +129,7 @@ func runPool(e env) bool {
 				if s.front == nil {
 					return
 				}
-				out, err := s.front.wait(victim, func(st string) bool { return strings.HasPrefix(st, "DOWN") })
+				_, out, err := s.front.Wait(victim.content, func(st haproxytest.ServerState) bool { return strings.HasPrefix(st.Status, "DOWN") })
 				r.outAfter = out
 				if err != nil {
 					r.stopFailure = err.Error()
@@ -267,7 +269,7 @@ func printPool(runs []poolRun, requested map[string]bool, clients, objects, perC
 		}
 		fmt.Printf("| %s | %s | %s | %s | %d of %d | %d | %d | %d | %d | %d | %s | %d | %s |\n",
 			r.name, secs(r.total), secs(percentile(r.latencies, 50)), secs(percentile(r.latencies, 99)),
-			r.failed, r.requests, originReqs, once, twice, more, none, held, again, verdict(good))
+			r.failed, r.requests, originReqs, once, twice, more, none, held, again, benchenv.Verdict(good))
 		if r.stopped != "" && r.outAfter > 0 {
 			notes = append(notes, fmt.Sprintf("%s: out of haproxy's rotation %s after SIGTERM", r.stopped, secs(r.outAfter)))
 		}

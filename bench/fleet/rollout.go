@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"gatecache/bench/internal/benchenv"
 	"gatecache/internal/origintest"
 )
 
@@ -251,7 +252,7 @@ func runRollout(e env) bool {
 			r.name, secs(r.cold.total), r.cold.total.Seconds()/bound.Seconds(),
 			times(r.originBytes, e.size), r.originReqs, parentBytes, parentReqs,
 			secs(percentile(ds, 50)), secs(percentile(ds, 99)),
-			secs(r.warm.total), secs(percentile(ws, 50)), secs(percentile(ws, 99)), r.failures, verdict(good))
+			secs(r.warm.total), secs(percentile(ws, 50)), secs(percentile(ws, 99)), r.failures, benchenv.Verdict(good))
 		if r.firstErr != nil {
 			fmt.Printf("\n%s: first client failure: %v\n", r.name, r.firstErr)
 		}

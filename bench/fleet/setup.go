@@ -5,17 +5,19 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"gatecache/internal/haproxytest"
 )
 
 // setup is one arrangement of nodes that clients reach at addr.
 type setup struct {
 	name   string
-	addr   string   // where the clients connect
-	addrs  []string // where client i connects: addrs[i%len(addrs)], addr first
-	entry  *node    // the node at addr; nil behind a front
-	parent *node    // the entry's parent; nil for none
-	front  *front   // haproxy at addr; nil for none
-	pool   []*node  // the nodes that share the objects: each should hold its own
+	addr   string             // where the clients connect
+	addrs  []string           // where client i connects: addrs[i%len(addrs)], addr first
+	entry  *node              // the node at addr; nil behind a front
+	parent *node              // the entry's parent; nil for none
+	front  *haproxytest.Front // haproxy at addr; nil for none
+	pool   []*node            // the nodes that share the objects: each should hold its own
 	nodes  []*node
 }
 
@@ -106,7 +108,7 @@ func newSetup(e env, kind string, o *origin, extra, parentExtra []string) (*setu
 		s.addr = s.entry.content
 	}
 	if s.front != nil {
-		s.addr = s.front.addr
+		s.addr = s.front.Addr
 	}
 	if s.addrs == nil {
 		s.addrs = []string{s.addr}
@@ -118,7 +120,7 @@ func newSetup(e env, kind string, o *origin, extra, parentExtra []string) (*setu
 // stop ends the front, then every node that still runs.
 func (s *setup) stop() {
 	if s.front != nil {
-		s.front.stop()
+		s.front.Stop()
 	}
 	for i := len(s.nodes) - 1; i >= 0; i-- {
 		s.nodes[i].stop()

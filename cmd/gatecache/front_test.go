@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"gatecache/internal/haproxytest"
 	"gatecache/internal/origintest"
 )
 
@@ -58,7 +59,7 @@ func TestHAProxyFrontStoresEachObjectOnceAndMovesOnlyAStoppedNodesShare(t *testi
 			"CACHE_NODE_ID="+chainID(i+1), "ACCESS_LOG=false"))
 	}
 	f := startFront(t, haproxy, nodes)
-	c := frontClient(f.addr)
+	c := frontClient(f.Addr)
 
 	// round asks for every object in each form in turn; the first form
 	// fetches (a miss) what fresh(path) says is not stored, every later
@@ -74,7 +75,7 @@ func TestHAProxyFrontStoresEachObjectOnceAndMovesOnlyAStoppedNodesShare(t *testi
 				go func() {
 					defer wg.Done()
 					for p := range work {
-						got, err := fetchThrough(c, form.req(f.addr, o.Addr, p))
+						got, err := fetchThrough(c, form.req(f.Addr, o.Addr, p))
 						want := "gatecache; hit"
 						if i == 0 && fresh(p) {
 							want = "gatecache; fwd=miss; stored"
@@ -131,7 +132,7 @@ func TestHAProxyFrontStoresEachObjectOnceAndMovesOnlyAStoppedNodesShare(t *testi
 	// A download in progress: its fill waits for the origin's Release.
 	ctx, cancel := context.WithTimeout(context.Background(), e2eGuard)
 	defer cancel()
-	req := requestForms[0].req(f.addr, o.Addr, stalled).WithContext(ctx)
+	req := requestForms[0].req(f.Addr, o.Addr, stalled).WithContext(ctx)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -153,15 +154,15 @@ func TestHAProxyFrontStoresEachObjectOnceAndMovesOnlyAStoppedNodesShare(t *testi
 	v := nodes[victim]
 	stop := time.Now()
 	v.cmd.Process.Signal(syscall.SIGTERM)
-	s := f.waitServer(v, func(s serverState) bool { return strings.HasPrefix(s.status, "DOWN") }, "out of rotation")
+	s := f.waitServer(v, func(s haproxytest.ServerState) bool { return strings.HasPrefix(s.Status, "DOWN") }, "out of rotation")
 	out := time.Since(stop)
 	select {
 	case <-v.exited:
 		t.Fatalf("node %d had exited when haproxy took it out (%+v): not removed while draining", victim, s)
 	default:
 	}
-	if s.check != "L7STS" || s.code != "503" {
-		t.Errorf("node %d taken out by check %s/%s, want L7STS/503 (its /readyz while draining)", victim, s.check, s.code)
+	if s.Check != "L7STS" || s.Code != "503" {
+		t.Errorf("node %d taken out by check %s/%s, want L7STS/503 (its /readyz while draining)", victim, s.Check, s.Code)
 	}
 	t.Logf("node %d (%d objects) out of rotation %v after SIGTERM, while draining", victim, perNode[victim], out.Round(time.Millisecond))
 	o.Release()

@@ -1,84 +1,52 @@
 package main
 
 import (
-	"bytes"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"gatecache/internal/haproxytest"
 )
 
 // front is a real haproxy running the configuration deploy/haproxy/render.sh
-// prints for a set of nodes, in the foreground, listening on a socket bound
-// by the test (descriptor 3, "bind fd@3"), with its admin socket in a
-// temporary directory.
+// prints for a set of nodes (haproxytest), ended when the test ends; its
+// output is logged when the test fails.
 type front struct {
-	t      *testing.T
-	addr   string // where devices connect
-	admin  string // admin socket path
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    *lockedBuffer
+	*haproxytest.Front
+	t   *testing.T
+	log *lockedBuffer
 }
 
 // renderScript is deploy/haproxy/render.sh, from this package's directory.
 const renderScript = "../../deploy/haproxy/render.sh"
 
-// startFront renders the configuration for nodes, has haproxy check it
-// (haproxy -c), runs it, and waits until every node is in rotation.
+// startFront runs haproxy in front of nodes and waits until every node is
+// in rotation.
 func startFront(t *testing.T, haproxy string, nodes []*node) *front {
 	t.Helper()
-	// A short directory: a unix socket's path is limited to 107 bytes.
-	dir, err := os.MkdirTemp("", "gc-haproxy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	addr, sock := listenerFile(t)
-	f := &front{t: t, addr: addr, admin: filepath.Join(dir, "admin.sock"), exited: make(chan struct{}), log: &lockedBuffer{}}
-	args := []string{renderScript, "-u", "-l", "stderr", "-b", "fd@3", "-s", f.admin}
+	var hn []haproxytest.Node
 	for _, n := range nodes {
 		_, port, _ := net.SplitHostPort(n.summary)
-		args = append(args, n.addr+":"+port)
+		hn = append(hn, haproxytest.Node{Addr: n.addr, CheckPort: port})
 	}
-	cfg, err := exec.Command("sh", args...).Output()
+	log := &lockedBuffer{}
+	hf, err := haproxytest.Start(haproxytest.Options{HAProxy: haproxy, Render: renderScript, Log: logWriter{log}}, hn)
 	if err != nil {
-		t.Fatalf("render.sh: %v", err)
+		t.Fatalf("%v\n--- haproxy log:\n%s", err, log)
 	}
-	path := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(path, cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	check := exec.Command(haproxy, "-c", "-f", path)
-	check.ExtraFiles = []*os.File{sock} // haproxy -c looks at the socket it is to listen on
-	if out, err := check.CombinedOutput(); err != nil {
-		t.Fatalf("haproxy -c: %v\n%s\n%s", err, out, cfg)
-	}
-	f.cmd = exec.Command(haproxy, "-db", "-f", path)
-	f.cmd.ExtraFiles = []*os.File{sock}
-	f.cmd.Stdout, f.cmd.Stderr = logWriter{f.log}, logWriter{f.log}
-	if err := f.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { f.cmd.Wait(); close(f.exited) }()
+	f := &front{Front: hf, t: t, log: log}
 	t.Cleanup(func() {
-		f.cmd.Process.Kill()
-		<-f.exited
+		f.Stop()
 		if t.Failed() {
 			t.Logf("--- haproxy log:\n%s", f.log)
 		}
 	})
-	for _, n := range nodes {
-		f.waitServer(n, func(s serverState) bool { return s.status == "UP" && s.check == "L7OK" }, "in rotation")
-	}
 	return f
 }
 
@@ -90,64 +58,14 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// serverState is one node's row of haproxy's "show stat".
-type serverState struct {
-	status, check, code string
-}
-
-// stats reads the backend's server rows from the admin socket, keyed by
-// server name (the node's content address). It fails while haproxy has
-// not yet opened the socket.
-func (f *front) stats() (map[string]serverState, error) {
-	c, err := net.Dial("unix", f.admin)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(e2eGuard))
-	io.WriteString(c, "show stat\n")
-	out, err := io.ReadAll(c)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(out, []byte("# ")))).ReadAll()
-	if err != nil || len(rows) < 2 {
-		return nil, fmt.Errorf("show stat: %v: %q", err, out)
-	}
-	col := map[string]int{}
-	for i, name := range rows[0] {
-		col[name] = i
-	}
-	m := map[string]serverState{}
-	for _, r := range rows[1:] {
-		if len(r) != len(rows[0]) || r[col["pxname"]] != "gatecache" || r[col["svname"]] == "BACKEND" || r[col["svname"]] == "FRONTEND" {
-			continue
-		}
-		m[r[col["svname"]]] = serverState{r[col["status"]], r[col["check_status"]], r[col["check_code"]]}
-	}
-	return m, nil
-}
-
 // waitServer waits until node n's state satisfies ok, and returns it.
-func (f *front) waitServer(n *node, ok func(serverState) bool, what string) serverState {
+func (f *front) waitServer(n *node, ok func(haproxytest.ServerState) bool, what string) haproxytest.ServerState {
 	f.t.Helper()
-	deadline := time.Now().Add(e2eGuard)
-	for {
-		all, err := f.stats()
-		s, found := all[n.addr]
-		if found && ok(s) {
-			return s
-		}
-		select {
-		case <-f.exited:
-			f.t.Fatalf("haproxy exited waiting for node %s %s:\n%s", n.addr, what, f.log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			f.t.Fatalf("node %s not %s within %v: %+v %v", n.addr, what, e2eGuard, s, err)
-		}
-		time.Sleep(20 * time.Millisecond) // haproxy's checks run on their own clock
+	s, _, err := f.Wait(n.addr, ok)
+	if err != nil {
+		f.t.Fatalf("node %s not %s: %v\n%s", n.addr, what, err, f.log)
 	}
+	return s
 }
 
 // requestForm is one of the four ways a device names an object's origin,
