@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -162,7 +163,7 @@ func (d *fileDrive) List(fn func(id uint64)) error {
 func (d *fileDrive) Load(parts int, fn func(part int, key, rec []byte, atime int64) error) error {
 	stop := make(chan struct{})
 	defer close(stop)
-	if !d.cached() {
+	if d.worthReadingAhead() {
 		go d.readAhead(stop)
 	}
 	m := &meeting{}
@@ -174,6 +175,36 @@ func (d *fileDrive) Load(parts int, fn func(part int, key, rec []byte, atime int
 	go func() { back <- d.walk(1, m, fn) }()
 	err := d.walk(0, m, fn)
 	return errors.Join(err, <-back)
+}
+
+// worthReadingAhead says whether readAhead helps: not when nine tenths of
+// the index are cached already (cached), nor when it is larger than half
+// the memory the system has available (MemAvailable), where pages read
+// ahead could be dropped again before the walks reach them and the index
+// would be read twice.
+func (d *fileDrive) worthReadingAhead() bool {
+	fi, err := os.Stat(filepath.Join(d.root, "index.db"))
+	if err != nil || d.cached() {
+		return false
+	}
+	avail, ok := memAvailable()
+	return !ok || fi.Size() <= avail/2
+}
+
+// memAvailable is /proc/meminfo's MemAvailable, in bytes: what can be had
+// without swapping, the page cache's reclaimable part included.
+func memAvailable() (int64, bool) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
 }
 
 // readAhead reads the index file once, in file order, while the walks run

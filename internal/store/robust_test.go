@@ -189,3 +189,15 @@ func complianceOverlongKey(t *testing.T, k backendKit) {
 		t.Fatalf("%d objects after removing one of 16", st.Objects)
 	}
 }
+
+// The read-ahead's measure of memory is the kernel's: MemAvailable, a
+// positive number of bytes, where /proc/meminfo exists.
+func TestMemAvailableIsReadFromTheKernel(t *testing.T) {
+	if _, err := os.Stat("/proc/meminfo"); err != nil {
+		t.Skip("no /proc/meminfo")
+	}
+	n, ok := memAvailable()
+	if !ok || n <= 0 || n%1024 != 0 {
+		t.Fatalf("MemAvailable: %d bytes, ok %v", n, ok)
+	}
+}
