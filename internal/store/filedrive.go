@@ -40,7 +40,8 @@ var (
 var errDriveLocked = errors.New("index is locked: is another gatecache using this drive?")
 
 // openFileDrive opens (creating if needed) the drive directory root.
-func openFileDrive(root string) (*fileDrive, error) {
+func openFileDrive(root string) (_ *fileDrive, err error) {
+	defer damaged(&err)
 	if err := os.MkdirAll(filepath.Join(root, "data"), 0o755); err != nil {
 		return nil, err
 	}
@@ -237,7 +238,13 @@ func (d *fileDrive) readAhead(stop <-chan struct{}) {
 
 // walk gives fn the records of part 0 from the first key up, or of part 1
 // from the last key down, claimed from m a batch at a time.
-func (d *fileDrive) walk(part int, m *meeting, fn func(part int, key, rec []byte, atime int64) error) error {
+func (d *fileDrive) walk(part int, m *meeting, fn func(part int, key, rec []byte, atime int64) error) (err error) {
+	defer func() {
+		if err != nil {
+			m.stop()
+		}
+	}()
+	defer damaged(&err)
 	return d.db.View(func(tx *bolt.Tx) error {
 		oc, ac := tx.Bucket(bucketObjects).Cursor(), tx.Bucket(bucketAtime).Cursor()
 		first, next, afirst, anext, ahead := oc.First, oc.Next, ac.First, ac.Next, -1
@@ -267,7 +274,6 @@ func (d *fileDrive) walk(part int, m *meeting, fn func(part int, key, rec []byte
 					atime = int64(binary.LittleEndian.Uint64(av))
 				}
 				if err := fn(part, r.k, r.v, atime); err != nil {
-					m.stop()
 					return err
 				}
 			}
@@ -363,8 +369,9 @@ func (d *fileDrive) mapping(tx *bolt.Tx, anchor []byte) []byte {
 // cached reports whether nine tenths of the index or more are in the page
 // cache (mincore on its mapping): reading it ahead would then only cost
 // time.
-func (d *fileDrive) cached() bool {
-	in := false
+func (d *fileDrive) cached() (in bool) {
+	var err error
+	defer damaged(&err) // then not cached: the walks report it
 	d.db.View(func(tx *bolt.Tx) error {
 		k, _ := tx.Bucket(bucketObjects).Cursor().First()
 		m := d.mapping(tx, k)
@@ -388,6 +395,7 @@ func (d *fileDrive) cached() bool {
 }
 
 func (d *fileDrive) Get(key string) (rec []byte, err error) {
+	defer damaged(&err)
 	err = d.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketObjects).Get([]byte(key))
 		if v == nil {
@@ -400,6 +408,7 @@ func (d *fileDrive) Get(key string) (rec []byte, err error) {
 }
 
 func (d *fileDrive) Commit(b *IndexBatch) (refused map[string]error, err error) {
+	defer damaged(&err)
 	err = d.db.Update(func(tx *bolt.Tx) error {
 		ob, ab := tx.Bucket(bucketObjects), tx.Bucket(bucketAtime)
 		for _, k := range b.Deletes {
@@ -432,3 +441,15 @@ func (d *fileDrive) Commit(b *IndexBatch) (refused map[string]error, err error) 
 }
 
 func (d *fileDrive) Close() error { return d.db.Close() }
+
+// damaged turns a panic of bbolt's into an error: bbolt panics on a page
+// that does not read as one (a bad sector, a write torn where its own
+// checksums do not look), and a damaged index must take its drive out of
+// use, not stop the process and every drive with it. bbolt rolls back the
+// transaction the panic left; deferred by a backend method, damaged sets
+// the method's error.
+func damaged(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("index damaged: %v", p)
+	}
+}

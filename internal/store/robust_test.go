@@ -201,3 +201,59 @@ func TestMemAvailableIsReadFromTheKernel(t *testing.T) {
 		t.Fatalf("MemAvailable: %d bytes, ok %v", n, ok)
 	}
 }
+
+// A drive whose index has damaged pages (bad sectors in index.db) is taken
+// out of use at start, as a drive whose index cannot be opened is: the
+// store opens, its other drives keep caching. bbolt panics on such a page
+// as the index is walked.
+func TestDamagedIndexPagesTakeTheDriveOutOfUse(t *testing.T) {
+	dir := t.TempDir()
+	bad, good := filepath.Join(dir, "cache1"), filepath.Join(dir, "cache2")
+	writeIndex(t, bad, 3000)
+	path := filepath.Join(bad, "index.db")
+	db, err := bolt.Open(path, 0o644, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaves []int
+	pageSize := db.Info().PageSize
+	db.View(func(tx *bolt.Tx) error {
+		for id := 2; ; id++ {
+			p, err := tx.Page(id)
+			if err != nil || p == nil {
+				return nil
+			}
+			if p.Type == "leaf" {
+				leaves = append(leaves, id)
+			}
+		}
+	})
+	db.Close()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range leaves[len(leaves)/3 : 2*len(leaves)/3] {
+		f.WriteAt(bytes.Repeat([]byte{0xa5}, pageSize), int64(id*pageSize))
+	}
+	f.Close()
+
+	s, err := Open(Options{Drives: []DriveSpec{{Path: bad, Budget: 1 << 30}, {Path: good, Budget: 1 << 30}},
+		BlockSize: testBlock, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := s.Stats()
+	if !st[0].Failed || !strings.Contains(st[0].Err, "damaged") {
+		t.Fatalf("drive with a damaged index: failed %v (%q), want taken out of use as damaged", st[0].Failed, st[0].Err)
+	}
+	o, err := s.Create("k", Meta{Size: 10})
+	if err != nil || st[1].Failed {
+		t.Fatalf("the other drive: %v, failed %v", err, st[1].Failed)
+	}
+	writeBlocks(t, o, content("k", 10), 0)
+	if got := s.Lookup("k"); got == nil {
+		t.Fatal("the other drive does not cache")
+	}
+}
