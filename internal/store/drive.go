@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 )
@@ -61,7 +63,27 @@ func newDrive(i int, spec DriveSpec, log *slog.Logger) *drive {
 // openDrive opens the drive's backend (DriveSpec.Backend, or the files
 // under DriveSpec.Path) and loads its index: whole objects for the offline
 // check (full), cold entries for service.
+//
+// A file index with damaged pages is set aside (index.db.damaged, replacing
+// an earlier one) and the drive starts empty, as a cache may: every object
+// can be fetched again, and a drive kept out of use until somebody deletes
+// a file caches nothing meanwhile. Its data files, indexed nowhere now, go
+// with the sweep. The offline check only reports the damage.
 func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger, full bool, seed maphash.Seed) (*drive, []*Object, error) {
+	d, objs, err := loadDrive(i, spec, blockSize, log, full, seed)
+	if !errors.Is(err, errIndexDamaged) || spec.Backend != nil || full {
+		return d, objs, err
+	}
+	index := filepath.Join(spec.Path, "index.db")
+	if rerr := os.Rename(index, index+".damaged"); rerr != nil {
+		return nil, nil, errors.Join(err, rerr)
+	}
+	log.Error("cache drive: its index is damaged; set aside as index.db.damaged, the drive starts empty and its data is removed",
+		"drive", spec.Path, "err", err)
+	return loadDrive(i, spec, blockSize, log, full, seed)
+}
+
+func loadDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger, full bool, seed maphash.Seed) (*drive, []*Object, error) {
 	if spec.Budget <= 0 {
 		return nil, nil, fmt.Errorf("drive %s: budget must be positive", spec.Path)
 	}

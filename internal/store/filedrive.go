@@ -450,6 +450,9 @@ func (d *fileDrive) Close() error { return d.db.Close() }
 // the method's error.
 func damaged(err *error) {
 	if p := recover(); p != nil {
-		*err = fmt.Errorf("index damaged: %v", p)
+		*err = fmt.Errorf("%w: %v", errIndexDamaged, p)
 	}
 }
+
+// errIndexDamaged is an index with pages bbolt cannot read.
+var errIndexDamaged = errors.New("index damaged")

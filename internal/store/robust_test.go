@@ -202,15 +202,90 @@ func TestMemAvailableIsReadFromTheKernel(t *testing.T) {
 	}
 }
 
-// A drive whose index has damaged pages (bad sectors in index.db) is taken
-// out of use at start, as a drive whose index cannot be opened is: the
-// store opens, its other drives keep caching. bbolt panics on such a page
-// as the index is walked.
-func TestDamagedIndexPagesTakeTheDriveOutOfUse(t *testing.T) {
+// A drive whose index has damaged pages (bad sectors in index.db; bbolt
+// panics on such a page as the index is walked) does not stop the process:
+// the offline check reports it, and at start the index is set aside and
+// the drive starts empty and caches again, its old data removed; the other
+// drives keep what they hold.
+func TestDamagedIndexIsSetAsideAndTheDriveStartsEmpty(t *testing.T) {
 	dir := t.TempDir()
 	bad, good := filepath.Join(dir, "cache1"), filepath.Join(dir, "cache2")
-	writeIndex(t, bad, 3000)
-	path := filepath.Join(bad, "index.db")
+	specs := []DriveSpec{{Path: bad, Budget: 1 << 30}, {Path: good, Budget: 1 << 30}}
+	s := reopen(t, specs)
+	for i := range 40 {
+		o, err := s.Create(fmt.Sprintf("old/%d", i), Meta{Size: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeBlocks(t, o, content("old", 10), 0)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Stats()
+	oldFiles := fileItems(t, bad)
+	writeIndex(t, bad, 3000) // many pages, on top of the data above
+	damageLeaves(t, filepath.Join(bad, "index.db"))
+
+	if _, err := Verify(Options{Drives: specs, BlockSize: testBlock}, false); !errors.Is(err, errIndexDamaged) {
+		t.Fatalf("offline check of a damaged index: %v, want it reported as damaged", err)
+	}
+	s = reopen(t, specs)
+	st := s.Stats()
+	if st[0].Failed || st[0].Objects != 0 {
+		t.Fatalf("drive with a damaged index: failed %v (%q), %d objects; want in use and empty", st[0].Failed, st[0].Err, st[0].Objects)
+	}
+	if _, err := os.Stat(filepath.Join(bad, "index.db.damaged")); err != nil {
+		t.Fatalf("the damaged index was not set aside: %v", err)
+	}
+	if st[1].Objects != before[1].Objects {
+		t.Fatalf("the other drive holds %d objects, held %d", st[1].Objects, before[1].Objects)
+	}
+	for i := range 40 {
+		o, err := s.Create(fmt.Sprintf("new/%d", i), Meta{Size: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeBlocks(t, o, content("new", 10), 0)
+	}
+	if st := s.Stats(); st[0].Objects == 0 {
+		t.Fatal("the drive whose index was set aside caches nothing")
+	}
+	s.sweeps.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left, want := fileItems(t, bad), s.Stats()[0].Objects; left != want || oldFiles == 0 {
+		t.Fatalf("%d data files on the drive after the sweep, want its %d new objects' (%d before)", left, want, oldFiles)
+	}
+	s = reopen(t, specs)
+	defer s.Close()
+	found := 0
+	for i := range 40 {
+		if s.Lookup(fmt.Sprintf("new/%d", i)) != nil {
+			found++
+		}
+	}
+	if found != 40 {
+		t.Fatalf("after a restart on the new index: %d of 40 new objects found", found)
+	}
+}
+
+// fileItems counts the data items of the closed file drive at path.
+func fileItems(t *testing.T, path string) int {
+	t.Helper()
+	fd, err := openFileDrive(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	return len(items(t, fd))
+}
+
+// damageLeaves overwrites the middle third of a bbolt file's leaf pages
+// with junk, as bad sectors would.
+func damageLeaves(t *testing.T, path string) {
+	t.Helper()
 	db, err := bolt.Open(path, 0o644, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -233,27 +308,10 @@ func TestDamagedIndexPagesTakeTheDriveOutOfUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Close()
 	for _, id := range leaves[len(leaves)/3 : 2*len(leaves)/3] {
-		f.WriteAt(bytes.Repeat([]byte{0xa5}, pageSize), int64(id*pageSize))
-	}
-	f.Close()
-
-	s, err := Open(Options{Drives: []DriveSpec{{Path: bad, Budget: 1 << 30}, {Path: good, Budget: 1 << 30}},
-		BlockSize: testBlock, FlushInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	st := s.Stats()
-	if !st[0].Failed || !strings.Contains(st[0].Err, "damaged") {
-		t.Fatalf("drive with a damaged index: failed %v (%q), want taken out of use as damaged", st[0].Failed, st[0].Err)
-	}
-	o, err := s.Create("k", Meta{Size: 10})
-	if err != nil || st[1].Failed {
-		t.Fatalf("the other drive: %v, failed %v", err, st[1].Failed)
-	}
-	writeBlocks(t, o, content("k", 10), 0)
-	if got := s.Lookup("k"); got == nil {
-		t.Fatal("the other drive does not cache")
+		if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, pageSize), int64(id*pageSize)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
