@@ -327,6 +327,9 @@ func (s *Store) warm(key string) *Object {
 		s.log.Warn("cache index: an indexed object cannot be read: dropped, will be refetched",
 			"drive", d.spec.Path, "key", logKey(key), "err", err)
 	}
+	if errors.Is(err, errIndexDamaged) {
+		s.markFailed(d, err) // set aside at the next start (openDrive)
+	}
 	return o
 }
 

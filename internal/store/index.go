@@ -331,7 +331,13 @@ func (s *Store) flush(force bool) error {
 
 	var firstErr error
 	for _, b := range batches {
-		if err := b.commit(s.log); err != nil && firstErr == nil {
+		err := b.commit(s.log)
+		if errors.Is(err, errIndexDamaged) {
+			// Nothing more can be indexed there: out of use until
+			// restart, which sets the index aside (openDrive).
+			s.markFailed(b.d, err)
+		}
+		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("drive %s: %w", b.d.spec.Path, err)
 		}
 	}

@@ -286,12 +286,20 @@ func fileItems(t *testing.T, path string) int {
 // with junk, as bad sectors would.
 func damageLeaves(t *testing.T, path string) {
 	t.Helper()
-	db, err := bolt.Open(path, 0o644, nil)
+	ids, pageSize := leafPages(t, path)
+	overwritePages(t, path, ids, pageSize)
+}
+
+// leafPages returns the middle third of the leaf pages of the bbolt file
+// at path, which nobody may hold open, and its page size.
+func leafPages(t *testing.T, path string) (ids []int, pageSize int) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o644, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer db.Close()
 	var leaves []int
-	pageSize := db.Info().PageSize
 	db.View(func(tx *bolt.Tx) error {
 		for id := 2; ; id++ {
 			p, err := tx.Page(id)
@@ -303,15 +311,38 @@ func damageLeaves(t *testing.T, path string) {
 			}
 		}
 	})
-	db.Close()
+	return leaves[len(leaves)/3 : 2*len(leaves)/3], db.Info().PageSize
+}
+
+func overwritePages(t *testing.T, path string, ids []int, pageSize int) {
+	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	for _, id := range leaves[len(leaves)/3 : 2*len(leaves)/3] {
+	for _, id := range ids {
 		if _, err := f.WriteAt(bytes.Repeat([]byte{0xa5}, pageSize), int64(id*pageSize)); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// Pages of the index damaged while the cache runs (the mapping reads the
+// file's page cache, where the damage lands at once) take the drive out of
+// use when a lookup or a flush meets them, and the process goes on.
+func TestIndexDamagedWhileRunningTakesTheDriveOutOfUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache1")
+	writeIndex(t, path, 3000)
+	ids, pageSize := leafPages(t, filepath.Join(path, "index.db"))
+	s := reopen(t, []DriveSpec{{Path: path, Budget: 1 << 40}})
+	defer s.Close()
+	overwritePages(t, filepath.Join(path, "index.db"), ids, pageSize)
+	for i := range 3000 {
+		s.Lookup(benchKey(i))
+	}
+	s.Flush()
+	if st := s.Stats()[0]; !st.Failed || !strings.Contains(st.Err, "index damaged") {
+		t.Fatalf("drive after lookups on a damaged index: failed %v (%q), want out of use as damaged", st.Failed, st.Err)
 	}
 }
