@@ -51,32 +51,74 @@ func (d *fileDrive) Load(parts int, fn func(part int, key, rec []byte, atime int
 
 // worthReadingAhead says whether readAhead helps: not when nine tenths of
 // the index are cached already (cached), nor when it is larger than half
-// the memory the system has available (MemAvailable), where pages read
-// ahead could be dropped again before the walks reach them and the index
-// would be read twice.
+// the memory there is room for (memRoom), where pages read ahead could be
+// dropped again before the walks reach them and the index would be read
+// twice.
 func (d *fileDrive) worthReadingAhead() bool {
 	fi, err := os.Stat(filepath.Join(d.root, "index.db"))
 	if err != nil || d.cached() {
 		return false
 	}
-	avail, ok := memAvailable()
-	return !ok || fi.Size() <= avail/2
+	room, ok := memRoom()
+	return !ok || fi.Size() <= room/2
 }
 
-// memAvailable is /proc/meminfo's MemAvailable, in bytes: what can be had
-// without swapping, the page cache's reclaimable part included.
-func memAvailable() (int64, bool) {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0, false
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10, err == nil
+// memRoom is the memory this process can have without reclaim: the
+// system's MemAvailable (/proc/meminfo: the page cache's reclaimable part
+// included), or less when its cgroup has a limit (a container's memory
+// limit, which the page cache it reads counts against).
+func memRoom() (int64, bool) {
+	room, ok := int64(0), false
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if rest, found := strings.CutPrefix(line, "MemAvailable:"); found {
+				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				room, ok = kb<<10, err == nil
+			}
 		}
 	}
-	return 0, false
+	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+		if limit, used, found := cgroupMemory(string(b), "/sys/fs/cgroup"); found && (!ok || limit-used < room) {
+			room, ok = max(limit-used, 0), true
+		}
+	}
+	return room, ok
+}
+
+// cgroupMemory reads the memory limit and use of the cgroup that
+// procCgroup (/proc/self/cgroup) names under root: cgroup v2's memory.max
+// and memory.current, or v1's memory.limit_in_bytes and usage_in_bytes.
+// found is false without a limit ("max", or v1's huge default).
+func cgroupMemory(procCgroup, root string) (limit, used int64, found bool) {
+	read := func(path string) (int64, bool) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		return n, err == nil && n < 1<<60 // v1 says "no limit" with a huge number
+	}
+	for line := range strings.Lines(procCgroup) {
+		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var maxFile, curFile string
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			maxFile, curFile = filepath.Join(root, parts[2], "memory.max"), filepath.Join(root, parts[2], "memory.current")
+		case parts[1] == "memory":
+			dir := filepath.Join(root, "memory", parts[2])
+			maxFile, curFile = filepath.Join(dir, "memory.limit_in_bytes"), filepath.Join(dir, "memory.usage_in_bytes")
+		default:
+			continue
+		}
+		if l, ok := read(maxFile); ok {
+			u, _ := read(curFile)
+			return l, u, true
+		}
+	}
+	return 0, 0, false
 }
 
 // readAhead reads the index file once, in file order, while the walks run

@@ -190,15 +190,43 @@ func complianceOverlongKey(t *testing.T, k backendKit) {
 	}
 }
 
-// The read-ahead's measure of memory is the kernel's: MemAvailable, a
-// positive number of bytes, where /proc/meminfo exists.
-func TestMemAvailableIsReadFromTheKernel(t *testing.T) {
+// The read-ahead's measure of memory is the kernel's: MemAvailable, or the
+// room left under the process's cgroup limit (v2 or v1), in bytes.
+func TestMemRoomIsReadFromTheKernel(t *testing.T) {
 	if _, err := os.Stat("/proc/meminfo"); err != nil {
 		t.Skip("no /proc/meminfo")
 	}
-	n, ok := memAvailable()
-	if !ok || n <= 0 || n%1024 != 0 {
-		t.Fatalf("MemAvailable: %d bytes, ok %v", n, ok)
+	if n, ok := memRoom(); !ok || n < 0 {
+		t.Fatalf("memory room: %d bytes, ok %v", n, ok)
+	}
+	root := t.TempDir()
+	write := func(path, v string) {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(root, "edge/mcc/memory.max"), "536870912\n")
+	write(filepath.Join(root, "edge/mcc/memory.current"), "104857600\n")
+	write(filepath.Join(root, "memory/docker/abc/memory.limit_in_bytes"), "268435456\n")
+	write(filepath.Join(root, "memory/docker/abc/memory.usage_in_bytes"), "1048576\n")
+	write(filepath.Join(root, "memory/free/memory.limit_in_bytes"), "9223372036854771712\n")
+	write(filepath.Join(root, "unlimited/memory.max"), "max\n")
+	for _, c := range []struct {
+		cgroup      string
+		limit, used int64
+		found       bool
+	}{
+		{"0::/edge/mcc\n", 512 << 20, 100 << 20, true},
+		{"12:pids:/docker/abc\n4:memory:/docker/abc\n0::/\n", 256 << 20, 1 << 20, true},
+		{"4:memory:/free\n", 0, 0, false},
+		{"0::/unlimited\n", 0, 0, false},
+		{"0::/nowhere\n", 0, 0, false},
+	} {
+		limit, used, found := cgroupMemory(c.cgroup, root)
+		if limit != c.limit || used != c.used || found != c.found {
+			t.Errorf("%q: limit %d, used %d, found %v; want %d, %d, %v", c.cgroup, limit, used, found, c.limit, c.used, c.found)
+		}
 	}
 }
 
