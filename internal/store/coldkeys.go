@@ -23,8 +23,8 @@ type keyRun struct{ chunk, off, n uint32 }
 
 const keysPerRun = 16
 
-// arenaChunk is the size of the buffers keys are kept in.
-const arenaChunk = 1 << 20
+// keyChunk is the size of the buffers keys are kept in.
+const keyChunk = 1 << 20
 
 // add appends key, the next in order.
 func (c *coldKeys) add(key []byte) {
@@ -66,7 +66,7 @@ func (c *coldKeys) join(o *coldKeys, base int) {
 // startRun begins a run where need more bytes fit.
 func (c *coldKeys) startRun(need int) {
 	if len(c.chunks) == 0 || cap(c.chunks[len(c.chunks)-1])-len(c.chunks[len(c.chunks)-1]) < need {
-		c.chunks = append(c.chunks, make([]byte, 0, max(arenaChunk, need)))
+		c.chunks = append(c.chunks, make([]byte, 0, max(keyChunk, need)))
 	}
 	last := len(c.chunks) - 1
 	c.runs = append(c.runs, keyRun{chunk: uint32(last), off: uint32(len(c.chunks[last]))})
@@ -78,7 +78,7 @@ func (c *coldKeys) moveRun(need int) {
 	r := &c.runs[len(c.runs)-1]
 	old := c.chunks[r.chunk]
 	run := old[r.off:]
-	b := make([]byte, 0, max(arenaChunk, len(run)+need))
+	b := make([]byte, 0, max(keyChunk, len(run)+need))
 	c.chunks[r.chunk] = old[:r.off]
 	c.chunks = append(c.chunks, append(b, run...))
 	r.chunk, r.off = uint32(len(c.chunks)-1), 0

@@ -20,7 +20,7 @@ func TestColdKeysGiveBackEveryKey(t *testing.T) {
 	for range 300 {
 		keys = append(keys, strings.Repeat(string(rune('a'+rng.IntN(26))), 1+rng.IntN(3000)))
 	}
-	keys = append(keys, "", "\x00"+strings.Repeat("\xff", 32), strings.Repeat("y", arenaChunk/2))
+	keys = append(keys, "", "\x00"+strings.Repeat("\xff", 32), strings.Repeat("y", keyChunk/2))
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
 	var c coldKeys
