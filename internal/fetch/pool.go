@@ -20,8 +20,6 @@ package fetch
 import (
 	"context"
 	"errors"
-	"hash/fnv"
-	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -30,6 +28,7 @@ import (
 	"time"
 
 	"gatecache/internal/origin"
+	"gatecache/internal/rendezvous"
 )
 
 // Policy is how a request picks among the parents.
@@ -53,47 +52,23 @@ func rankKey(key string) string {
 	return base
 }
 
-// nameSeed hashes a parent's name as configured (normalised "host:port").
+// nameSeed is a parent's rendezvous seed, from its name as configured
+// (normalised "host:port").
 func nameSeed(name string) uint64 {
-	return mix64(fnv64(name))
-}
-
-func fnv64(s string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	return h.Sum64()
-}
-
-// mix64 is the splitmix64 finalizer: it spreads similar inputs across all
-// 64 bits, so that keys that differ in one byte rank the parents
-// independently.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ x>>31
-}
-
-// score is a parent's weighted rendezvous score for a key: -w / ln(u), u
-// uniform in (0,1) from the hash of (key, parent). The parent with the
-// highest score wins a key with probability w / (sum of weights).
-func score(keyHash, seed uint64, weight int) float64 {
-	u := (float64(mix64(keyHash^seed)>>11) + 0.5) / (1 << 53)
-	return -float64(weight) / math.Log(u)
+	return rendezvous.Mix(rendezvous.Hash(name))
 }
 
 // rank returns the parents in the order requests for key try them, highest
 // score first; equal scores (practically never) by name.
 func (c *Client) rank(key string) []*upstream {
-	k := fnv64(rankKey(key))
+	k := rendezvous.Hash(rankKey(key))
 	type scored struct {
 		u *upstream
 		s float64
 	}
 	all := make([]scored, len(c.parents))
 	for i, p := range c.parents {
-		all[i] = scored{p, score(k, p.seed, p.weight)}
+		all[i] = scored{p, rendezvous.Score(k, p.seed, float64(p.weight))}
 	}
 	slices.SortFunc(all, func(a, b scored) int {
 		if a.s != b.s {

@@ -4,7 +4,6 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"hash/maphash"
 	"io/fs"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"gatecache/internal/rendezvous"
 )
 
 // drive is one cache drive with a byte budget, and the store's state of it:
@@ -229,31 +230,16 @@ func (s *Store) placeLocked(key string, size int64) *drive {
 	}
 	var best *drive
 	bestScore := math.Inf(-1)
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	keyHash := h.Sum64()
+	keyHash := rendezvous.Hash(key)
 	for _, d := range s.drives {
 		if d.failed != nil || d.spec.Budget < size {
 			continue
 		}
-		// Weighted rendezvous (Schindelhauer & Schomaker): score is
-		// -w / ln(u) for u uniform in (0,1) from the hash of (key, drive).
-		u := (float64(mix64(keyHash^uint64(d.index+1)*0x9E3779B97F4A7C15)>>11) + 0.5) / (1 << 53)
-		score := -float64(d.spec.Budget) / math.Log(u)
-		if score > bestScore {
+		if score := rendezvous.Score(keyHash, uint64(d.index+1)*0x9E3779B97F4A7C15, float64(d.spec.Budget)); score > bestScore {
 			best, bestScore = d, score
 		}
 	}
 	return best
-}
-
-// mix64 is the splitmix64 finalizer: spreads similar inputs across 64 bits.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ x>>31
 }
 
 // evictLocked removes least-recently-used objects of d until need more bytes
