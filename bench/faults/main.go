@@ -32,15 +32,12 @@ func main() {
 	parts := flag.String("parts", "trials,upstream,term,conns,soak", "parts to run")
 	flag.Parse()
 
-	work, err := os.MkdirTemp("", "gatecache-faults-")
+	work, binary, err := benchenv.Setup("gatecache-faults-", *bin)
 	if err != nil {
 		fatal(err)
 	}
 	defer os.RemoveAll(work)
-	if *bin, err = benchenv.Gatecache(work, *bin); err != nil {
-		fatal(err)
-	}
-	benchenv.RaiseFileLimit()
+	*bin = binary
 	o, err := startOrigin()
 	if err != nil {
 		fatal(err)

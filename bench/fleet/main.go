@@ -86,15 +86,12 @@ func main() {
 			names = append(names, n)
 		}
 	}
-	work, err := os.MkdirTemp("", "gatecache-fleet-")
+	work, binary, err := benchenv.Setup("gatecache-fleet-", *bin)
 	if err != nil {
 		fatal(err)
 	}
 	defer os.RemoveAll(work)
-	if *bin, err = benchenv.Gatecache(work, *bin); err != nil {
-		fatal(err)
-	}
-	benchenv.RaiseFileLimit()
+	*bin = binary
 	haproxy, _ := exec.LookPath("haproxy")
 	fmt.Printf("# gatecache fleet benchmark %s UTC, %d CPUs, loopback; origin %v latency, %.0f MB/s\n",
 		time.Now().UTC().Format("2006-01-02 15:04"), runtime.NumCPU(), *latency, *rate/1e6)

@@ -152,7 +152,7 @@ func runPool(e env) bool {
 			var first error
 			for _, p := range lists[i] {
 				t := time.Now()
-				err := poolFetch(hc, poolRequest(ctx, i/len(s.addrs), addr, o.addr, p), want[p])
+				err := getWhole(hc, poolRequest(ctx, i/len(s.addrs), addr, o.addr, p), want[p])
 				took := time.Since(t)
 				mu.Lock()
 				r.latencies = append(r.latencies, took)
@@ -194,8 +194,8 @@ func runPool(e env) bool {
 	return ok
 }
 
-// poolFetch does one GET and checks the whole body.
-func poolFetch(c *http.Client, req *http.Request, want []byte) error {
+// getWhole does one GET and checks the whole body.
+func getWhole(c *http.Client, req *http.Request, want []byte) error {
 	resp, err := c.Do(req)
 	if err != nil {
 		return err

@@ -119,15 +119,7 @@ func checkBody(body io.Reader, want []byte, off, n int64) error {
 func doWhole(ctx context.Context, c *http.Client, url string, want []byte) error {
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
 	req.Header.Set("User-Agent", origintest.DOUserAgent)
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return checkBody(resp.Body, want, 0, int64(len(want)))
+	return getWhole(c, req, want)
 }
 
 // doSteps is a Delivery Optimization download in 1 MiB ranges, one after

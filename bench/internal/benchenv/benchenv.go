@@ -10,6 +10,21 @@ import (
 	"syscall"
 )
 
+// Setup is what a campaign does first: a fresh work directory (its name
+// starting with prefix; the caller removes it), the binary under test
+// (Gatecache) and the descriptor limit raised (RaiseFileLimit).
+func Setup(prefix, bin string) (work, binary string, err error) {
+	if work, err = os.MkdirTemp("", prefix); err != nil {
+		return "", "", err
+	}
+	if binary, err = Gatecache(work, bin); err != nil {
+		os.RemoveAll(work)
+		return "", "", err
+	}
+	RaiseFileLimit()
+	return work, binary, nil
+}
+
 // Gatecache returns bin, or when it is "" builds ./cmd/gatecache (run from
 // the repository's root) into work and returns that path.
 func Gatecache(work, bin string) (string, error) {
