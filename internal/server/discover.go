@@ -37,6 +37,15 @@ func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Targ
 	if !joined && h.serveOwn(w, r, t, f) {
 		return
 	}
+	h.serveJoined(w, r, t, f, err)
+}
+
+// serveJoined answers a request from the outcome of a discovery or a
+// revalidation it joined (or did, when serveOwn left it): the object that
+// work stored, this request's own variant when the stored one was chosen
+// by another request's fields, or, when nothing was stored, a fetch of its
+// own.
+func (h *Handler) serveJoined(w http.ResponseWriter, r *http.Request, t origin.Target, f fetched, err error) {
 	switch obj := f.obj; {
 	case obj != nil && obj.Meta().Restricted:
 		h.passThrough(w, r, t) // see auth.go

@@ -102,14 +102,8 @@ func (h *Handler) revalidate(w http.ResponseWriter, r *http.Request, t origin.Ta
 	case errors.Is(err, errServedStale):
 		h.serveStale(w, r, t, obj, age, err)
 	case !joined && h.serveOwn(w, r, t, f):
-	case f.obj != nil && f.obj.Meta().Restricted:
-		h.passThrough(w, r, t) // see auth.go
-	case f.obj != nil:
-		h.serveObject(w, r, t, f.obj, nil, statusCollapsed, 0)
-	case errors.Is(err, errNotStored):
-		h.passThrough(w, r, t)
 	default:
-		h.upstreamFailed(w, t, err)
+		h.serveJoined(w, r, t, f, err)
 	}
 }
 

@@ -20,7 +20,10 @@ import (
 // telling arrived.
 type negotiatingOrigin struct {
 	addr string
+
+	// Guarded by mu.
 	vary string
+	cc   string // Cache-Control; "" for max-age=600
 
 	mu       sync.Mutex
 	requests map[string]int
@@ -34,14 +37,19 @@ func newNegotiatingOrigin(t *testing.T, vary string) *negotiatingOrigin {
 		accept := r.Header.Get("Accept")
 		o.mu.Lock()
 		o.requests[accept]++
-		gate, arrived := o.gate, o.arrived
+		gate, arrived, vary, cc := o.gate, o.arrived, o.vary, o.cc
 		o.mu.Unlock()
 		if gate != nil {
 			arrived <- accept
 			<-gate
 		}
-		w.Header().Set("Vary", o.vary)
-		w.Header().Set("Cache-Control", "max-age=600")
+		if vary != "" {
+			w.Header().Set("Vary", vary)
+		}
+		if cc == "" {
+			cc = "max-age=600"
+		}
+		w.Header().Set("Cache-Control", cc)
 		w.Header().Set("ETag", fmt.Sprintf("%q", "v-"+accept))
 		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(variantBody(accept)))
 	}))
@@ -232,6 +240,42 @@ func TestRFC9111_4_1_FollowerOfAnotherVariantGetsItsOwn(t *testing.T) {
 	got := map[string]bool{<-results: true, <-results: true}
 	if !got[variantBody("application/json")] || !got[variantBody("application/xml")] {
 		t.Fatalf("answers %v, want one of each variant", got)
+	}
+}
+
+// A stale entry without Vary whose revalidation brings a new version that
+// varies: the requests that joined the revalidation get their own variant,
+// not the one the first request's fields chose.
+func TestJoinersOfARevalidationThatStartsVaryingGetTheirOwnVariant(t *testing.T) {
+	o := newNegotiatingOrigin(t, "")
+	o.mu.Lock()
+	o.cc = "max-age=0"
+	o.mu.Unlock()
+	r := varyRig(t, o)
+	if body := string(r.mustBody(r.getAccept(o, "text/a"))); body != variantBody("text/a") {
+		t.Fatalf("first answer %q", body)
+	}
+	gate, arrived := make(chan struct{}), make(chan string, 8)
+	o.mu.Lock()
+	o.vary, o.gate, o.arrived = "Accept", gate, arrived
+	o.mu.Unlock()
+	results := make(chan [2]string, 2)
+	get := func(accept string) {
+		results <- [2]string{accept, string(r.mustBody(r.getAccept(o, accept)))}
+	}
+	go get("text/b") // revalidates, and gets a new version that varies
+	<-arrived
+	before := r.handler.Coalesced()
+	go get("text/a")
+	waitFor(t, func() bool { return r.handler.Coalesced() > before })
+	o.mu.Lock()
+	o.gate = nil
+	o.mu.Unlock()
+	close(gate)
+	for range 2 {
+		if got := <-results; got[1] != variantBody(got[0]) {
+			t.Errorf("Accept: %s got %q", got[0], got[1])
+		}
 	}
 }
 
