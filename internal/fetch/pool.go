@@ -173,12 +173,14 @@ func noRoute(t origin.Target) error {
 // are hashed as usual. A child that names one pool node as its only parent
 // is served by that node from the origin, like a pool member.
 func (c *Client) FromPool(r *http.Request) bool {
-	if c.opts.Policy != Hash || len(c.parents) == 0 || !c.parentSet[authority(r.Host)] {
+	if c.opts.Policy != Hash || len(c.parents) == 0 {
 		return false
 	}
+	// Via first: a device's request carries none, and is told apart
+	// without normalising its Host.
 	for _, v := range r.Header.Values("Via") {
 		if strings.Contains(v, "(gatecache") {
-			return true
+			return c.parentSet[authority(r.Host)]
 		}
 	}
 	return false

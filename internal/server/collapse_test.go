@@ -23,7 +23,7 @@ import (
 // waitArrived waits until n requests have arrived at the held origin or
 // joined work in g (discoveries or revalidations): all of them, coalesced
 // or not.
-func (r *rig) waitArrived(t *testing.T, n int64, g *coalesce.Group[string, fetched]) {
+func (r *rig) waitArrived(t *testing.T, n int64, g *coalesce.Group[work, fetched]) {
 	t.Helper()
 	waitUntil(t, "every request asks upstream or waits for another's request", func() bool {
 		return r.origin.Stats().Requests+g.Joined() == n
@@ -199,5 +199,28 @@ func TestWaitingRequestsAreServedWhenTheFirstLeft(t *testing.T) {
 		if _, err := fmt.Sscanf(req.Header.Get("Range"), "bytes=%d-", &from); err != nil || from == 0 {
 			t.Fatalf("upstream request with Range %q after the discovery, want only block fetches after its first block", req.Header.Get("Range"))
 		}
+	}
+}
+
+// A request a node of this node's parent pool sent is never merged with a
+// device's request for the same key: the device's went into the pool, and
+// could be waiting on the very node that sent this one. Both reach
+// upstream on their own.
+func TestPoolMembersRequestsAreNotMergedWithDevices(t *testing.T) {
+	r := newRig(t, withFromPool(func(r *http.Request) bool { return r.Header.Get("X-Test-Pool") != "" }))
+	r.origin.Set("/k", origintest.Object{Size: 5000, CacheControl: "max-age=600"})
+	r.origin.Hold()
+	done := make(chan int, 2)
+	go func() { resp := r.get("/k"); r.mustBody(resp); done <- resp.StatusCode }()
+	waitUntil(t, "the device's discovery at the origin", func() bool { return r.origin.Stats().Requests == 1 })
+	go func() { resp := r.get("/k", "X-Test-Pool", "1"); r.mustBody(resp); done <- resp.StatusCode }()
+	waitUntil(t, "the pool member's request upstream or joined", func() bool {
+		return r.origin.Stats().Requests+r.handler.discoveries.Joined() == 2
+	})
+	r.origin.Unhold()
+	<-done
+	<-done
+	if j := r.handler.discoveries.Joined(); j != 0 {
+		t.Fatalf("%d requests joined: a pool member's request waited on a device's", j)
 	}
 }

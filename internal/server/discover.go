@@ -31,7 +31,7 @@ func (h *Handler) discover(w http.ResponseWriter, r *http.Request, t origin.Targ
 	// a request's header is rewritten as it is served
 	// (emptyRangesUnsatisfiable): the work reads a copy of its own.
 	asking := r.Clone(context.WithoutCancel(r.Context()))
-	f, joined, err := h.discoveries.Do(r.Context(), t.Key, func(ctx context.Context) (fetched, error) {
+	f, joined, err := h.discoveries.Do(r.Context(), workOf(t), func(ctx context.Context) (fetched, error) {
 		return h.discovered(ctx, asking, t)
 	})
 	if !joined && h.serveOwn(w, r, t, f) {

@@ -22,9 +22,21 @@ import (
 // ends them, and the flight group's Wait waits for them.
 
 // newCoalescing returns a group for discoveries or for revalidations.
-func newCoalescing(h *Handler, run coalesce.Runner) *coalesce.Group[string, fetched] {
-	return coalesce.New[string](run, coalesce.Options[fetched]{Detached: true, Unclaimed: h.unclaimed, Log: h.log})
+func newCoalescing(h *Handler, run coalesce.Runner) *coalesce.Group[work, fetched] {
+	return coalesce.New[work](run, coalesce.Options[fetched]{Detached: true, Unclaimed: h.unclaimed, Log: h.log})
 }
+
+// work names a discovery or revalidation: its key, and whether a node of
+// this node's parent pool asked (origin.Target.FromPool). The two are never
+// merged: a pool member's request goes to the origin, and joining one that
+// went into the pool could wait on the very node that asked, while that
+// node waits on this one, until the upstream header timeout ends both.
+type work struct {
+	key      string
+	fromPool bool
+}
+
+func workOf(t origin.Target) work { return work{t.Key, t.FromPool} }
 
 // fetched is the outcome of a discovery or revalidation: the object that
 // now answers its key (nil when none does: the error then says why), and

@@ -50,6 +50,7 @@ type rigConfig struct {
 	recorder Recorder
 	access   *slog.Logger
 	backend  store.Backend // nil: files in dir
+	fromPool func(*http.Request) bool
 }
 
 func withAccessLog(l *slog.Logger) rigOption { return func(c *rigConfig) { c.access = l } }
@@ -59,6 +60,10 @@ func withRecorder(rec Recorder) rigOption { return func(c *rigConfig) { c.record
 func withPolicy(p freshness.Policy) rigOption { return func(c *rigConfig) { c.policy = &p } }
 
 func withMaxStale(d time.Duration) rigOption { return func(c *rigConfig) { c.maxStale = d } }
+
+func withFromPool(f func(*http.Request) bool) rigOption {
+	return func(c *rigConfig) { c.fromPool = f }
+}
 
 func withBudget(b int64) rigOption { return func(c *rigConfig) { c.budget = b } }
 
@@ -96,6 +101,7 @@ func newRigFor(t testing.TB, o *origintest.Origin, dir string, opts ...rigOption
 		Resolver: origin.NewResolver(cfg.hosts), Store: st, Flights: flights,
 		Upstream: fetch.New(fetch.Options{NodeID: testNodeID, Logger: log}), Log: log, NodeID: testNodeID,
 		Freshness: cfg.policy, MaxStale: cfg.maxStale, Recorder: cfg.recorder, AccessLog: cfg.access,
+		FromPool: cfg.fromPool,
 	})
 	srv := httptest.NewServer(h)
 	r := &rig{t: t, origin: o, store: st, specs: specs, flights: flights, handler: h, cache: srv}

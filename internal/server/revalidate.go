@@ -91,7 +91,7 @@ func (h *Handler) revalidate(w http.ResponseWriter, r *http.Request, t origin.Ta
 		defer cancel()
 	}
 	asking := r.Clone(context.WithoutCancel(r.Context())) // see discover
-	f, joined, err := h.revalidations.Do(wait, t.Key, func(ctx context.Context) (fetched, error) {
+	f, joined, err := h.revalidations.Do(wait, workOf(t), func(ctx context.Context) (fetched, error) {
 		return h.revalidated(ctx, asking, t, obj)
 	})
 	switch {

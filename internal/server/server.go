@@ -86,7 +86,7 @@ type Handler struct {
 
 	// discoveries and revalidations coalesce the upstream work for one
 	// key (fetched.go).
-	discoveries, revalidations *coalesce.Group[string, fetched]
+	discoveries, revalidations *coalesce.Group[work, fetched]
 }
 
 // New returns a content handler.
