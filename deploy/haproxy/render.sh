@@ -171,15 +171,18 @@ frontend gatecache
 	# scheme.
 	acl gc_absolute url_reg -i ^https?://
 	acl gc_query url_param(cacheHostOrigin) -m found
-	acl gc_pathform path_reg ^/[A-Za-z0-9-]+([.][A-Za-z0-9-]+)+(:[0-9]+)?/
+	# A dotted first segment names an origin only as the node reads it: a
+	# dotted quad, or a name whose last label starts with a letter (no top
+	# level domain is all digits): /22.04/ or /v1.2/ is a directory.
+	acl gc_pathform path_reg ^/([0-9]+([.][0-9]+){3}|[A-Za-z0-9-]+([.][A-Za-z0-9-]+)*[.][A-Za-z][A-Za-z0-9-]*)(:[0-9]+)?/
 	# The Host header (DNS sends the origin's name to the front) ...
 	http-request set-var(txn.gc_host) req.hdr(host),lower
 	http-request set-var(txn.gc_path) path
 	# ... unless the first path segment is a dotted host name or address,
 	# /deb.debian.org/debian/... (apt-cacher-ng style): then the Host
 	# header names the front itself ...
-	http-request set-var(txn.gc_host) path,field(2,/),lower if !gc_absolute gc_pathform
-	http-request set-var(txn.gc_path) 'path,regsub("^/[^/]*","")' if !gc_absolute gc_pathform
+	http-request set-var(txn.gc_host) path,field(2,/),lower if !gc_absolute !gc_query gc_pathform
+	http-request set-var(txn.gc_path) 'path,regsub("^/[^/]*","")' if !gc_absolute !gc_query gc_pathform
 	# ... an absolute-form target names it (a forward-proxy client: apt's
 	# Acquire::http::Proxy, http_proxy, a child cache) ...
 	http-request set-var(txn.gc_host) 'url,regsub("^[^:]*://([^/?#]*).*$","\1"),lower' if gc_absolute
