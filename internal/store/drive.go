@@ -62,59 +62,49 @@ func newDrive(i int, spec DriveSpec, log *slog.Logger) *drive {
 }
 
 // openDrive opens the drive's backend (DriveSpec.Backend, or the files
-// under DriveSpec.Path) and loads its index: whole objects for the offline
-// check (full), cold entries for service.
+// under DriveSpec.Path) and loads its cold entries, for service.
 //
 // A file index with damaged pages is set aside (index.db.damaged, replacing
 // an earlier one) and the drive starts empty, as a cache may: every object
 // can be fetched again, and a drive kept out of use until somebody deletes
 // a file caches nothing meanwhile. Its data files, indexed nowhere now, go
-// with the sweep. The offline check only reports the damage.
-func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger, full bool, seed maphash.Seed) (*drive, []*Object, error) {
-	d, objs, err := loadDrive(i, spec, blockSize, log, full, seed)
-	if !errors.Is(err, errIndexDamaged) || spec.Backend != nil || full {
-		return d, objs, err
+// with the sweep. The offline check (Verify) only reports the damage.
+func openDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger, seed maphash.Seed) (*drive, error) {
+	load := func(d *drive) error { return d.loadCold(blockSize, seed) }
+	d, err := loadDrive(i, spec, log, load)
+	if !errors.Is(err, errIndexDamaged) || spec.Backend != nil {
+		return d, err
 	}
 	index := filepath.Join(spec.Path, "index.db")
 	if rerr := os.Rename(index, index+".damaged"); rerr != nil {
-		return nil, nil, errors.Join(err, rerr)
+		return nil, errors.Join(err, rerr)
 	}
 	log.Error("cache drive: its index is damaged; set aside as index.db.damaged, the drive starts empty and its data is removed",
 		"drive", spec.Path, "err", err)
-	return loadDrive(i, spec, blockSize, log, full, seed)
+	return loadDrive(i, spec, log, load)
 }
 
-func loadDrive(i int, spec DriveSpec, blockSize int64, log *slog.Logger, full bool, seed maphash.Seed) (*drive, []*Object, error) {
+// loadDrive opens the drive's backend and reads its index with load.
+func loadDrive(i int, spec DriveSpec, log *slog.Logger, load func(*drive) error) (*drive, error) {
 	if spec.Budget <= 0 {
-		return nil, nil, fmt.Errorf("drive %s: budget must be positive", spec.Path)
+		return nil, fmt.Errorf("drive %s: budget must be positive", spec.Path)
 	}
 	be := spec.Backend
 	if be == nil {
 		fd, err := openFileDrive(spec.Path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("drive %s: %w", spec.Path, err)
+			return nil, fmt.Errorf("drive %s: %w", spec.Path, err)
 		}
 		be = fd
 	}
 	d := newDrive(i, spec, log)
 	d.backend = be
-	var objs []*Object
-	var err error
-	if full {
-		objs, err = d.load(blockSize)
-	} else {
-		err = d.loadCold(blockSize, seed)
-	}
-	if err != nil {
+	if err := load(d); err != nil {
 		be.Close()
-		return nil, nil, fmt.Errorf("drive %s: load index: %w", spec.Path, err)
-	}
-	for _, o := range objs {
-		o.drive = d
-		d.liveAtOpen = append(d.liveAtOpen, o.id)
+		return nil, fmt.Errorf("drive %s: load index: %w", spec.Path, err)
 	}
 	d.createdSince = make(map[uint64]bool)
-	return d, objs, nil
+	return d, nil
 }
 
 func (d *drive) close() {
@@ -123,9 +113,9 @@ func (d *drive) close() {
 	}
 }
 
-// buildLRU orders the loaded objects by last use and accounts their space,
-// and the space of the cold entries.
-func (d *drive) buildLRU(objs []*Object) {
+// accountCold counts the cold entries loaded at open in the drive's
+// figures.
+func (d *drive) accountCold() {
 	for _, c := range d.cold {
 		for _, e := range c {
 			if !e.gone() {
@@ -134,15 +124,6 @@ func (d *drive) buildLRU(objs []*Object) {
 				d.coldLive++
 			}
 		}
-	}
-	slices.SortFunc(objs, func(a, b *Object) int { return compareInt64(b.atime, a.atime) })
-	for _, o := range objs {
-		if o.removed {
-			continue
-		}
-		o.lruElem = d.lru.PushBack(o)
-		d.used += o.presentBytes
-		d.objects++
 	}
 }
 

@@ -121,46 +121,29 @@ func Open(opts Options) (*Store, error) {
 		stop:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 	}
-	kept := make([][]*Object, len(opts.Drives))
 	for i, spec := range opts.Drives {
-		d, objs, err := openDrive(i, spec, s.blockSize, s.log, false, s.coldSeed)
+		d, err := openDrive(i, spec, s.blockSize, s.log, s.coldSeed)
 		if err != nil && (spec.Budget <= 0 || errors.Is(err, errDriveLocked)) {
 			s.closeDrives()
 			return nil, err
 		}
 		if err != nil {
-			// A drive that cannot be opened (read-only, I/O errors, a
-			// damaged index) is taken out of use as when it fails while
-			// running: content passes through, the others keep caching.
+			// A drive that cannot be opened (read-only, I/O errors, an
+			// index that cannot be read) is taken out of use as when it
+			// fails while running: content passes through, the others
+			// keep caching.
 			s.log.Error("cache drive cannot be opened: taken out of use, content is passed through uncached until restart",
 				"drive", spec.Path, "err", err)
-			d, objs = newDrive(i, spec, s.log), nil
+			d = newDrive(i, spec, s.log)
 			d.failed = err
 		}
 		s.drives = append(s.drives, d)
-		for _, o := range objs {
-			o.store = s
-			if old, dup := s.objects[o.key]; dup {
-				// The same key on two drives (drives were reconfigured):
-				// keep the most recently used copy.
-				loser := o
-				if o.atime > old.atime {
-					loser, s.objects[o.key] = old, o
-				}
-				loser.removed = true
-				loser.drive.deleted[loser.key] = loser.id
-				s.trash = append(s.trash, loser)
-				continue
-			}
-			s.objects[o.key] = o
-		}
-		kept[i] = objs
 	}
 	s.dedupCold()
 	s.idle.L = &s.mu
 	s.mu.Lock()
-	for i, d := range s.drives {
-		d.buildLRU(kept[i])
+	for _, d := range s.drives {
+		d.accountCold()
 		// A drive loaded over its (possibly lowered) budget gives the
 		// excess back now.
 		s.evictLocked(d, 0)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 )
 
@@ -41,7 +40,11 @@ func Verify(opts Options, repair bool) ([]VerifyReport, error) {
 	s := &Store{blockSize: opts.BlockSize, log: opts.Logger, objects: map[string]*Object{}}
 	var reports []VerifyReport
 	for i, spec := range opts.Drives {
-		d, objs, err := openDrive(i, spec, s.blockSize, s.log, true, maphash.Seed{})
+		var objs []*Object
+		d, err := loadDrive(i, spec, s.log, func(d *drive) (err error) {
+			objs, err = d.load(s.blockSize)
+			return err
+		})
 		if err != nil {
 			return reports, err
 		}
