@@ -120,21 +120,23 @@ func (o *origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ob.cacheControl != "" {
 		h.Set("Cache-Control", ob.cacheControl)
 	}
-	cw := &countingWriter{ResponseWriter: w, o: o, path: r.URL.Path}
+	cw := &countingWriter{ResponseWriter: w, o: o, count: c}
 	http.ServeContent(cw, r, "", modified, &content{path: r.URL.Path, size: ob.size, link: o.link})
 }
 
-// countingWriter counts the body bytes sent for one path.
+// countingWriter counts the body bytes sent for one path, in the count
+// its request was counted in: a reset while the body is still going does
+// not move its late bytes into the next setup's figures.
 type countingWriter struct {
 	http.ResponseWriter
-	o    *origin
-	path string
+	o     *origin
+	count *pathCount
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
 	w.o.mu.Lock()
-	w.o.counts[w.path].bytes += int64(n)
+	w.count.bytes += int64(n)
 	w.o.mu.Unlock()
 	return n, err
 }
