@@ -49,8 +49,8 @@ type ServerState struct {
 	Status, Check, Code string // e.g. "UP", "L7OK", "200"
 }
 
-// waitFor bounds every wait on haproxy: its checks of a node run every
-// few hundred milliseconds.
+// waitFor bounds every wait on haproxy: it checks a node every second
+// (every 250 ms after a failure) and needs two checks to change its mind.
 const waitFor = 30 * time.Second
 
 // Start renders the configuration for nodes, has haproxy check it
