@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -360,17 +361,90 @@ func overwritePages(t *testing.T, path string, ids []int, pageSize int) {
 // file's page cache, where the damage lands at once) take the drive out of
 // use when a lookup or a flush meets them, and the process goes on.
 func TestIndexDamagedWhileRunningTakesTheDriveOutOfUse(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cache1")
-	writeIndex(t, path, 3000)
-	ids, pageSize := leafPages(t, filepath.Join(path, "index.db"))
-	s := reopen(t, []DriveSpec{{Path: path, Budget: 1 << 40}})
-	defer s.Close()
-	overwritePages(t, filepath.Join(path, "index.db"), ids, pageSize)
-	for i := range 3000 {
-		s.Lookup(benchKey(i))
+	for _, meet := range []string{"lookup", "flush"} {
+		t.Run(meet, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "cache1")
+			writeIndex(t, path, 3000)
+			ids, pageSize := leafPages(t, filepath.Join(path, "index.db"))
+			s := reopen(t, []DriveSpec{{Path: path, Budget: 1 << 40}})
+			defer s.Close()
+			overwritePages(t, filepath.Join(path, "index.db"), ids, pageSize)
+			for i := range 3000 {
+				if meet == "lookup" {
+					s.Lookup(benchKey(i)) // reads the record
+				} else {
+					s.Remove(benchKey(i)) // no read: the flush deletes it
+				}
+			}
+			if meet == "flush" {
+				s.Flush()
+			}
+			if st := s.Stats()[0]; !st.Failed || !strings.Contains(st.Err, "index damaged") {
+				t.Fatalf("drive after a %s on a damaged index: failed %v (%q), want out of use as damaged", meet, st.Failed, st.Err)
+			}
+		})
 	}
-	s.Flush()
-	if st := s.Stats()[0]; !st.Failed || !strings.Contains(st.Err, "index damaged") {
-		t.Fatalf("drive after lookups on a damaged index: failed %v (%q), want out of use as damaged", st.Failed, st.Err)
+}
+
+// A key indexed on two drives (drives were reconfigured) is one object:
+// the copy on the later drive goes.
+func TestAKeyIndexedOnTwoDrivesIsOneObject(t *testing.T) {
+	dir := t.TempDir()
+	specs := []DriveSpec{{Path: filepath.Join(dir, "cache1"), Budget: 1 << 40}, {Path: filepath.Join(dir, "cache2"), Budget: 1 << 40}}
+	for _, spec := range specs {
+		writeIndex(t, spec.Path, 100)
+	}
+	s := reopen(t, specs)
+	defer s.Close()
+	st := s.Stats()
+	if n := st[0].Objects + st[1].Objects; n != 100 {
+		t.Fatalf("%d objects on the two drives, want 100 (one of each key)", n)
+	}
+	for i := range 100 {
+		if s.Lookup(benchKey(i)) == nil {
+			t.Fatalf("%s is gone from both drives", benchKey(i))
+		}
+	}
+}
+
+// countingGets is a backend that counts the index records read one by
+// one (Get): what warming a cold entry costs.
+type countingGets struct {
+	Backend
+	gets atomic.Int64
+}
+
+func (c *countingGets) Get(key string) ([]byte, error) {
+	c.gets.Add(1)
+	return c.Backend.Get(key)
+}
+
+// Removing or replacing a cold entry that is not a Vary marker reads
+// nothing of the index: it is dropped under the lock, by its key alone.
+func TestRemovingAColdEntryReadsNoRecord(t *testing.T) {
+	be := &countingGets{Backend: NewMemoryDrive()}
+	specs := []DriveSpec{{Path: "memory1", Budget: 1 << 30, Backend: be}}
+	s := reopen(t, specs)
+	for _, key := range []string{"a", "b"} {
+		o, err := s.Create(key, Meta{Size: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeBlocks(t, o, content(key, 10), 0)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, specs)
+	defer s.Close()
+	s.Remove("a")
+	if _, err := s.Create("b", Meta{Size: 20}); err != nil {
+		t.Fatal(err)
+	}
+	if n := be.gets.Load(); n != 0 {
+		t.Fatalf("%d index records read to remove and replace cold entries, want 0", n)
+	}
+	if s.Lookup("a") != nil || s.Lookup("b").Size() != 20 {
+		t.Fatal("the cold entries were not removed and replaced")
 	}
 }
