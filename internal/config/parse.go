@@ -148,14 +148,7 @@ func parseUpstream(item string) (string, bool) {
 	if item == "" || strings.ContainsAny(item, "/?#@") {
 		return "", false
 	}
-	host, port, ok := origin.ParseHostPort(item)
-	if !ok {
-		return "", false
-	}
-	if port == "" {
-		port = "80"
-	}
-	return net.JoinHostPort(host, port), true
+	return origin.ParentAddr(item)
 }
 
 // parseProxy parses "[http://][user:pass@]host:port[/]". The user part is

@@ -180,20 +180,11 @@ func (c *Client) FromPool(r *http.Request) bool {
 	// without normalising its Host.
 	for _, v := range r.Header.Values("Via") {
 		if strings.Contains(v, "(gatecache") {
-			return c.parentSet[authority(r.Host)]
+			addr, ok := origin.ParentAddr(r.Host)
+			return ok && c.parentSet[addr]
 		}
 	}
 	return false
-}
-
-// authority normalises a Host field value as parent names are: lowercased,
-// with port 80 when none is given.
-func authority(host string) string {
-	host = strings.ToLower(host)
-	if h, p, err := net.SplitHostPort(host); err == nil {
-		return net.JoinHostPort(h, p)
-	}
-	return net.JoinHostPort(strings.Trim(host, "[]"), "80")
 }
 
 // selfLookupLimit bounds the name lookups findSelf does at start.

@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"net"
 	"net/netip"
 	"strings"
 )
@@ -47,6 +48,20 @@ func ParseHost(v string) (Host, bool) {
 // or an IP address; port is "" or 1..65535 without leading zeros.
 func ParseHostPort(s string) (host, port string, ok bool) {
 	return parseHostPort(s, false)
+}
+
+// ParentAddr is a parent's address as UPSTREAM_HOST entries and the Host
+// field of requests sent to a parent are compared: ParseHostPort's host
+// and port, the port 80 when none is given.
+func ParentAddr(s string) (string, bool) {
+	host, port, ok := ParseHostPort(s)
+	if !ok {
+		return "", false
+	}
+	if port == "" {
+		port = "80"
+	}
+	return net.JoinHostPort(host, port), true
 }
 
 // ValidHost reports whether h is a host name (validName) or an IP address,
