@@ -129,8 +129,9 @@ func (h *Handler) storeResponse(r *http.Request, t origin.Target, resp *http.Res
 	}
 	f := fetched{obj: obj, own: owned{status: status}}
 	if r.Method == http.MethodGet && size > 0 {
+		// Seed claims the blocks the body carries, and those up to the
+		// last the client needs.
 		_, lastNeeded, _ := neededBlocks(r, size, obj.BlockSize())
-		lastNeeded = max(lastNeeded, (end-1)/obj.BlockSize())
 		f.own.seeded = h.flights.Seed(obj, resp.Body, start, end, lastNeeded)
 	} else {
 		fetch.Drain(resp.Body)
