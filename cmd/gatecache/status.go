@@ -36,8 +36,8 @@ func (n nodeSources) Drives() []summary.Drive {
 func (n nodeSources) Upstreams() []fetch.UpstreamStats { return n.upstream.Stats() }
 
 // Fills is the fill group's figures, with the content handler's count of
-// coalesced requests: those served by a discovery or revalidation another
-// request started count as well as those that joined a fill.
+// coalesced requests: each request answered from a fill, discovery or
+// revalidation another request started, once.
 func (n nodeSources) Fills() flight.Stats {
 	st := n.flights.Stats()
 	st.Coalesced = n.handler.Coalesced()

@@ -159,7 +159,7 @@ func TestRFC9111_3_5_WaitingRequestsUseTheirOwnCredentials(t *testing.T) {
 	go get("Authorization", goodAuth)
 	<-arrived
 	go get()
-	waitFor(t, func() bool { return r.handler.Coalesced() == 1 })
+	waitFor(t, func() bool { return r.joined() == 1 })
 	o.mu.Lock()
 	o.gate = nil
 	o.mu.Unlock()

@@ -226,3 +226,10 @@ func (t *tally) Record(alias string, hit, miss int64) {
 	t.hit.Add(hit)
 	t.miss.Add(miss)
 }
+
+// joined counts the requests that joined a discovery, a revalidation or a
+// fill another request started, as they join (Handler.Coalesced counts
+// them once answered).
+func (r *rig) joined() int64 {
+	return r.handler.discoveries.Joined() + r.handler.revalidations.Joined() + r.flights.Stats().Coalesced
+}

@@ -85,6 +85,9 @@ func (h *Handler) done(m *meter, r *http.Request, start time.Time, panicked bool
 	if (m.status == http.StatusOK || m.status == http.StatusPartialContent) && m.alias != "" && h.recorder != nil {
 		h.recorder.Record(m.alias, m.bytes-m.miss, m.miss)
 	}
+	if cs := m.Header()["Cache-Status"]; len(cs) == 1 && cs[0] == statusCollapsed {
+		h.coalesced.Add(1)
+	}
 	if h.accessLog == nil {
 		return // what follows is for the log line only
 	}

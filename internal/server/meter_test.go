@@ -44,7 +44,7 @@ func TestRequestsReadingAnotherFillAreCollapsed(t *testing.T) {
 	for range 2 {
 		go func() { joined <- r.get("/c") }()
 	}
-	waitUntil(t, "two requests wait on the discovery", func() bool { return r.handler.Coalesced() == 2 })
+	waitUntil(t, "two requests wait on the discovery", func() bool { return r.joined() == 2 })
 	r.origin.Unhold()
 	lead := <-leader
 	// The leader reads up to the stall: blocks 0-2 are stored, the rest
@@ -95,7 +95,7 @@ func TestAccessLogRecordsClientsThatLeft(t *testing.T) {
 	<-held
 	followerCtx, followerLeaves := context.WithCancel(context.Background())
 	go send(followerCtx)
-	waitUntil(t, "the follower waits on the discovery", func() bool { return r.handler.Coalesced() == 1 })
+	waitUntil(t, "the follower waits on the discovery", func() bool { return r.joined() == 1 })
 
 	// The follower leaves while it waits: nothing was sent to it.
 	followerLeaves()

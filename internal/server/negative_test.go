@@ -56,7 +56,7 @@ func TestNegativeAnswerOfALeaderDoesNotAnswerAFollowerWithAnotherQuery(t *testin
 	<-held
 	follower := make(chan *http.Response)
 	go func() { follower <- r.do("GET", url("sig=good")) }()
-	waitUntil(t, "the follower waits on the leader's discovery", func() bool { return r.handler.Coalesced() == 1 })
+	waitUntil(t, "the follower waits on the leader's discovery", func() bool { return r.joined() == 1 })
 	r.origin.Unhold()
 	r.expect(<-leader, 404, "", nil)
 	r.expect(<-follower, 200, "", want)

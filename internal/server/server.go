@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gatecache/internal/coalesce"
@@ -87,6 +88,7 @@ type Handler struct {
 	// discoveries and revalidations coalesce the upstream work for one
 	// key (fetched.go).
 	discoveries, revalidations *coalesce.Group[work, fetched]
+	coalesced                  atomic.Int64 // Coalesced
 }
 
 // New returns a content handler.
@@ -114,13 +116,11 @@ func New(o Options) *Handler {
 	return h
 }
 
-// Coalesced counts the requests that joined a fill, discovery or
-// revalidation another request started. A joined request that then asks
-// upstream itself (an answer that was not stored, another variant, one
-// given to another client's credentials) counts too.
-func (h *Handler) Coalesced() int64 {
-	return h.flights.Stats().Coalesced + h.discoveries.Joined() + h.revalidations.Joined()
-}
+// Coalesced counts the requests answered from a fill, discovery or
+// revalidation another request started, without asking upstream
+// themselves (Cache-Status "collapsed"), each once: one that joined a
+// discovery and then read its fill is one request.
+func (h *Handler) Coalesced() int64 { return h.coalesced.Load() }
 
 // cacheStatus values (RFC 9211 §2).
 const (

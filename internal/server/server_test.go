@@ -195,6 +195,11 @@ func TestConcurrentClientsCostOneUpstreamTransfer(t *testing.T) {
 	if statuses[statusMiss] != 1 || countContaining(statuses, "collapsed") != clients-1 {
 		t.Fatalf("access log Cache-Status %v, want one %q and %d collapsed", statuses, statusMiss, clients-1)
 	}
+	// Each collapsed request counts once in the figure, although it both
+	// joined the discovery and read its fill.
+	if n := r.handler.Coalesced(); n != clients-1 {
+		t.Fatalf("coalesced figure %d, want %d", n, clients-1)
+	}
 	// The object counts once as a miss: the clients that read another's
 	// fill cost the uplink nothing. (Each access line is logged after its
 	// bytes were recorded.)

@@ -200,9 +200,9 @@ func TestRFC9111_4_1_VariantsAreCoalescedApart(t *testing.T) {
 	case a := <-results:
 		t.Fatalf("xml request answered without asking upstream: %+v", a)
 	}
-	before := r.handler.Coalesced()
+	before := r.joined()
 	go get("application/xml")
-	waitFor(t, func() bool { return r.handler.Coalesced() == before+1 })
+	waitFor(t, func() bool { return r.joined() == before+1 })
 	// The stored variant is still a hit meanwhile.
 	r.expect(r.getAccept(o, "application/json"), 200, statusHit, []byte(variantBody("application/json")))
 	close(gate)
@@ -230,9 +230,9 @@ func TestRFC9111_4_1_FollowerOfAnotherVariantGetsItsOwn(t *testing.T) {
 	}
 	go get("application/json")
 	<-arrived
-	before := r.handler.Coalesced()
+	before := r.joined()
 	go get("application/xml")
-	waitFor(t, func() bool { return r.handler.Coalesced() == before+1 })
+	waitFor(t, func() bool { return r.joined() == before+1 })
 	o.mu.Lock()
 	o.gate = nil // the xml request, when it asks, is not held
 	o.mu.Unlock()
@@ -265,9 +265,9 @@ func TestJoinersOfARevalidationThatStartsVaryingGetTheirOwnVariant(t *testing.T)
 	}
 	go get("text/b") // revalidates, and gets a new version that varies
 	<-arrived
-	before := r.handler.Coalesced()
+	before := r.joined()
 	go get("text/a")
-	waitFor(t, func() bool { return r.handler.Coalesced() > before })
+	waitFor(t, func() bool { return r.joined() > before })
 	o.mu.Lock()
 	o.gate = nil
 	o.mu.Unlock()

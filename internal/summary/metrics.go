@@ -34,7 +34,7 @@ var (
 	descVerifyFailed = desc("verify_failures_total", "Blocks whose checksum did not match when verified, and were refetched.", "drive")
 
 	descFillsActive = desc("fills_active", "Upstream fills in progress.")
-	descCoalesced   = desc("coalesced_requests_total", "Requests that joined another request's upstream fill instead of asking upstream.")
+	descCoalesced   = desc("coalesced_requests_total", "Requests answered from another request's upstream fill, discovery or revalidation, without asking upstream themselves.")
 )
 
 // collector reads the Recorder and Sources at scrape time, so /metrics is
