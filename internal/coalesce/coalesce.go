@@ -6,9 +6,11 @@
 // first caller's closure runs, the others wait for its outcome. It runs in a
 // goroutine of its own, started by a Runner, so that every caller, the first
 // included, waits on its own context and may stop waiting without stopping
-// the work for the others (as tailscale's singleflight DoChan). The work's
-// own context is cancelled once every caller has stopped waiting, unless the
-// group runs its work detached (Options.Detached).
+// the work for the others (as tailscale's singleflight DoChan). The work
+// runs under the runner's context alone, and goes on when every caller has
+// stopped waiting: its effects outlive its callers (a response being
+// stored, whose body a fill reads after the work returned; a revalidation
+// that updates the store). Shutdown, the runner's context, ends it.
 package coalesce
 
 import (
@@ -30,14 +32,6 @@ type Runner interface {
 
 // Options say how a group runs its work.
 type Options[V any] struct {
-	// Detached runs the work under the runner's context alone, so that it
-	// goes on when every caller has stopped waiting and ends by itself or
-	// at shutdown: for work whose effects outlive its callers, such as a
-	// response being stored (its body is read by a fill after the work
-	// returned) or a revalidation that updates the store. Otherwise the
-	// work's context is cancelled as soon as every caller has stopped
-	// waiting, and when the work returns.
-	Detached bool
 	// Unclaimed, when set, receives the value of work whose first caller
 	// (the one whose closure ran) had stopped waiting before the work
 	// returned: what the value holds for that caller alone (an upstream
@@ -64,9 +58,8 @@ type call[V any] struct {
 	done chan struct{} // closed, under Group.mu, once the outcome is set
 
 	// Under Group.mu:
-	waiting   int                // callers still waiting
-	firstLeft bool               // the caller whose closure runs stopped waiting
-	cancel    context.CancelFunc // the work's context, once it runs (not when detached)
+	waiting   int  // callers still waiting
+	firstLeft bool // the caller whose closure runs stopped waiting
 
 	// Set before done is closed:
 	val      V
@@ -89,7 +82,7 @@ func (g *Group[K, V]) Joined() int64 { return g.joined.Load() }
 // returns its outcome; joined reports that the caller joined work another
 // caller started (its own fn is not called). A caller stops waiting when
 // ctx is done, with context.Cause(ctx) as its error: the work goes on for
-// the others (and, detached, for nobody). A panic in fn is raised again in
+// the others, and for nobody. A panic in fn is raised again in
 // every caller still waiting, as a *PanicError.
 func (g *Group[K, V]) Do(ctx context.Context, key K, fn func(ctx context.Context) (V, error)) (v V, joined bool, err error) {
 	g.mu.Lock()
@@ -109,7 +102,7 @@ func (g *Group[K, V]) Do(ctx context.Context, key K, fn func(ctx context.Context
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		if g.leave(key, c, !joined) {
+		if g.leave(c, !joined) {
 			return v, joined, context.Cause(ctx)
 		}
 	}
@@ -120,10 +113,9 @@ func (g *Group[K, V]) Do(ctx context.Context, key K, fn func(ctx context.Context
 }
 
 // leave stops one caller's waiting, unless the outcome came meanwhile (it
-// then reports false: the caller has it). The last caller to leave cancels
-// work that is not detached, and forgets it, so that the next caller starts
-// afresh rather than join work that is being cancelled.
-func (g *Group[K, V]) leave(key K, c *call[V], first bool) bool {
+// then reports false: the caller has it). A caller that comes while the
+// work goes on for nobody joins it.
+func (g *Group[K, V]) leave(c *call[V], first bool) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	select {
@@ -133,32 +125,12 @@ func (g *Group[K, V]) leave(key K, c *call[V], first bool) bool {
 	}
 	c.waiting--
 	c.firstLeft = c.firstLeft || first
-	if c.waiting == 0 && !g.opts.Detached {
-		if c.cancel != nil {
-			c.cancel()
-		}
-		if g.calls[key] == c {
-			delete(g.calls, key)
-		}
-	}
 	return true
 }
 
 // work runs fn under the runner's context base and hands its outcome to
 // the callers still waiting.
 func (g *Group[K, V]) work(base context.Context, key K, c *call[V], fn func(context.Context) (V, error)) {
-	ctx := base
-	if !g.opts.Detached {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(base)
-		defer cancel()
-		g.mu.Lock()
-		c.cancel = cancel
-		if c.waiting == 0 {
-			cancel() // every caller left before the work began
-		}
-		g.mu.Unlock()
-	}
 	returned := false
 	defer func() {
 		if !returned {
@@ -169,7 +141,7 @@ func (g *Group[K, V]) work(base context.Context, key K, c *call[V], fn func(cont
 		}
 		g.end(key, c)
 	}()
-	c.val, c.err = fn(ctx)
+	c.val, c.err = fn(base)
 	returned = true
 }
 

@@ -132,62 +132,15 @@ func TestConcurrentCallersShareOneRun(t *testing.T) {
 	}
 }
 
-// A caller that stops waiting gets its context's cause at once; the work
-// goes on for those still waiting, and is cancelled only when the last of
-// them has left. The next caller then starts afresh.
-func TestWorkIsCancelledOnlyWhenEveryCallerLeft(t *testing.T) {
-	run, _ := newRunner(t)
-	g := New[string, int](run, Options[int]{})
-	w := newHeldWork()
-	gone := errors.New("client gone")
-	var work context.Context
-	var cancels []context.CancelCauseFunc
-	var outs []<-chan outcome
-	for i := range 3 {
-		ctx, cancel := context.WithCancelCause(context.Background())
-		cancels = append(cancels, cancel)
-		outs = append(outs, goDo(ctx, g, w.fn))
-		if i == 0 {
-			work = <-w.started
-		}
-	}
-	waitFor(t, "two callers have joined", func() bool { return g.Joined() == 2 })
-	for i := range 2 {
-		cancels[i](gone)
-		if o := <-outs[i]; !errors.Is(o.err, gone) {
-			t.Fatalf("caller %d that left: %+v, want its context's cause", i, o)
-		}
-		// A caller leaves synchronously: had it cancelled the work,
-		// the work's context would be done by now.
-		if work.Err() != nil {
-			t.Fatalf("the work was cancelled when %d of 3 callers had left", i+1)
-		}
-	}
-	cancels[2](gone)
-	if o := <-outs[2]; !errors.Is(o.err, gone) {
-		t.Fatalf("last caller that left: %+v, want its context's cause", o)
-	}
-	if work.Err() == nil {
-		t.Fatal("the work goes on with every caller gone")
-	}
-	// The cancelled run is forgotten: a new caller does not join it.
-	w.release = make(chan struct{})
-	next := goDo(context.Background(), g, w.fn)
-	<-w.started
-	close(w.release)
-	if o := <-next; o.joined || o.err != nil || o.v != 42 {
-		t.Fatalf("caller after all left: %+v, want a new run", o)
-	}
-}
-
-// Detached work is not cancelled when its callers leave: it completes, a
-// caller that comes meanwhile joins it, and the value the first caller
+// Work is not cancelled when its callers leave: a caller that stops waiting
+// gets its context's cause at once, the work completes, a caller that
+// comes meanwhile joins it, and the value the first caller
 // left behind goes to Unclaimed. Only the runner's context (shutdown) ends
 // it.
-func TestDetachedWorkOutlivesItsCallers(t *testing.T) {
+func TestWorkOutlivesItsCallers(t *testing.T) {
 	run, shutdown := newRunner(t)
 	unclaimed := make(chan int, 1)
-	g := New[string, int](run, Options[int]{Detached: true, Unclaimed: func(v int) { unclaimed <- v }})
+	g := New[string, int](run, Options[int]{Unclaimed: func(v int) { unclaimed <- v }})
 	w := newHeldWork()
 	ctx, leave := context.WithCancel(context.Background())
 	first := goDo(ctx, g, w.fn)
@@ -197,7 +150,7 @@ func TestDetachedWorkOutlivesItsCallers(t *testing.T) {
 		t.Fatalf("first caller that left: %+v", o)
 	}
 	if work.Err() != nil {
-		t.Fatal("detached work was cancelled when its only caller left")
+		t.Fatal("the work was cancelled when its only caller left")
 	}
 	late := goDo(context.Background(), g, w.fn)
 	waitFor(t, "a later caller has joined the detached work", func() bool { return g.Joined() == 1 })
@@ -231,7 +184,7 @@ func TestDetachedWorkOutlivesItsCallers(t *testing.T) {
 func TestUnclaimedOnlyWhenTheFirstCallerLeft(t *testing.T) {
 	run, _ := newRunner(t)
 	unclaimed := make(chan int, 2)
-	g := New[string, int](run, Options[int]{Detached: true, Unclaimed: func(v int) { unclaimed <- v }})
+	g := New[string, int](run, Options[int]{Unclaimed: func(v int) { unclaimed <- v }})
 	w := newHeldWork()
 	first := goDo(context.Background(), g, w.fn)
 	<-w.started
@@ -326,32 +279,30 @@ func (h recordHandler) Handle(_ context.Context, rec slog.Record) error {
 func TestNoGoroutineLeftBehind(t *testing.T) {
 	run, _ := newRunner(t)
 	before := runtime.NumGoroutine()
-	for _, detached := range []bool{false, true} {
-		g := New[string, int](run, Options[int]{Detached: detached})
-		for range 20 {
-			w := newHeldWork()
-			ctx, leave := context.WithCancel(context.Background())
-			joined := g.Joined() + 2
-			first := goDo(ctx, g, w.fn)
-			<-w.started
-			stay := goDo(context.Background(), g, w.fn)
-			leaving := goDo(ctx, g, w.fn)
-			waitFor(t, "two callers have joined", func() bool { return g.Joined() == joined })
-			leave()
-			<-first
-			<-leaving
-			close(w.release)
-			if o := <-stay; o.v != 41 {
-				t.Fatalf("the caller that stayed got %+v", o)
-			}
+	g := New[string, int](run, Options[int]{})
+	for range 20 {
+		w := newHeldWork()
+		ctx, leave := context.WithCancel(context.Background())
+		joined := g.Joined() + 2
+		first := goDo(ctx, g, w.fn)
+		<-w.started
+		stay := goDo(context.Background(), g, w.fn)
+		leaving := goDo(ctx, g, w.fn)
+		waitFor(t, "two callers have joined", func() bool { return g.Joined() == joined })
+		leave()
+		<-first
+		<-leaving
+		close(w.release)
+		if o := <-stay; o.v != 41 {
+			t.Fatalf("the caller that stayed got %+v", o)
 		}
-		run.wg.Wait()
-		g.mu.Lock()
-		calls := len(g.calls)
-		g.mu.Unlock()
-		if calls != 0 {
-			t.Fatalf("detached %v: %d calls left in the group", detached, calls)
-		}
+	}
+	run.wg.Wait()
+	g.mu.Lock()
+	calls := len(g.calls)
+	g.mu.Unlock()
+	if calls != 0 {
+		t.Fatalf("%d calls left in the group", calls)
 	}
 	waitFor(t, "the goroutines of ended work are gone", func() bool { return runtime.NumGoroutine() <= before })
 }
@@ -363,15 +314,11 @@ func BenchmarkDo(b *testing.B) {
 	defer cancel()
 	run := &runner{base: base}
 	defer run.wg.Wait()
-	for _, detached := range []bool{false, true} {
-		g := New[string, int](run, Options[int]{Detached: detached})
-		b.Run(map[bool]string{false: "waited", true: "detached"}[detached], func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if v, _, _ := g.Do(context.Background(), "k", func(context.Context) (int, error) { return 1, nil }); v != 1 {
-					b.Fatal("wrong value")
-				}
-			}
-		})
+	g := New[string, int](run, Options[int]{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if v, _, _ := g.Do(context.Background(), "k", func(context.Context) (int, error) { return 1, nil }); v != 1 {
+			b.Fatal("wrong value")
+		}
 	}
 }

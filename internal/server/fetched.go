@@ -23,7 +23,7 @@ import (
 
 // newCoalescing returns a group for discoveries or for revalidations.
 func newCoalescing(h *Handler, run coalesce.Runner) *coalesce.Group[work, fetched] {
-	return coalesce.New[work](run, coalesce.Options[fetched]{Detached: true, Unclaimed: h.unclaimed, Log: h.log})
+	return coalesce.New[work](run, coalesce.Options[fetched]{Unclaimed: h.unclaimed, Log: h.log})
 }
 
 // work names a discovery or revalidation: its key, and whether a node of
