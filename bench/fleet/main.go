@@ -12,7 +12,8 @@
 //
 // A scenario is a function of the env below, registered in scenarios; it
 // builds the setups it compares (setup.go: a single node, a leaf and its
-// parent, three nodes behind haproxy), runs its clients against each and
+// parent, three nodes behind haproxy, two leaves over a hashed pool of
+// three), runs its clients against each and
 // prints one table.
 package main
 
@@ -37,7 +38,7 @@ type env struct {
 	haproxy string // the haproxy binary; "" when not installed
 	work    string // a fresh directory for the nodes' drives and logs
 	clients int    // 0: the scenario's own default
-	size    int64  // 0: the scenario's own default
+	size    int64  // the rollout's object
 	spread  time.Duration
 	latency time.Duration // the origin's, before each answer
 	rate    float64       // the origin link's bytes per second

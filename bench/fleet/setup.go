@@ -14,7 +14,7 @@ type setup struct {
 	name   string
 	addr   string             // where the clients connect
 	addrs  []string           // where client i connects: addrs[i%len(addrs)], addr first
-	entry  *node              // the node at addr; nil behind a front
+	entry  *node              // the node at addr; nil behind a front or a pool
 	parent *node              // the entry's parent; nil for none
 	front  *haproxytest.Front // haproxy at addr; nil for none
 	pool   []*node            // the nodes that share the objects: each should hold its own
@@ -103,15 +103,12 @@ func newSetup(e env, kind string, o *origin, extra, parentExtra []string) (*setu
 		s.stop()
 		return nil, err
 	}
-	s.addr = s.nodes[len(s.nodes)-1].content
-	if s.entry != nil {
-		s.addr = s.entry.content
-	}
-	if s.front != nil {
-		s.addr = s.front.Addr
-	}
-	if s.addrs == nil {
-		s.addrs = []string{s.addr}
+	switch {
+	case s.addrs != nil: // the hashed pool's leaves
+	case s.front != nil:
+		s.addrs = []string{s.front.Addr}
+	default:
+		s.addrs = []string{s.entry.content}
 	}
 	s.addr = s.addrs[0]
 	return s, nil

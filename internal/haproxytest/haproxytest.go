@@ -37,7 +37,6 @@ type Options struct {
 // Front is a running haproxy.
 type Front struct {
 	Addr   string // where devices connect
-	Config []byte // the configuration it runs
 	admin  string
 	dir    string
 	cmd    *exec.Cmd
@@ -91,17 +90,18 @@ func (f *Front) start(o Options, nodes []Node) error {
 	for _, n := range nodes {
 		args = append(args, n.Addr+":"+n.CheckPort)
 	}
-	if f.Config, err = exec.Command("sh", args...).Output(); err != nil {
+	cfg, err := exec.Command("sh", args...).Output()
+	if err != nil {
 		return fmt.Errorf("%s: %v", o.Render, err)
 	}
 	path := filepath.Join(f.dir, "haproxy.cfg")
-	if err := os.WriteFile(path, f.Config, 0o644); err != nil {
+	if err := os.WriteFile(path, cfg, 0o644); err != nil {
 		return err
 	}
 	check := exec.Command(o.HAProxy, "-c", "-f", path)
 	check.ExtraFiles = []*os.File{sock} // haproxy -c looks at the socket it is to listen on
 	if out, err := check.CombinedOutput(); err != nil {
-		return fmt.Errorf("haproxy -c: %v\n%s\n%s", err, out, f.Config)
+		return fmt.Errorf("haproxy -c: %v\n%s\n%s", err, out, cfg)
 	}
 	f.cmd = exec.Command(o.HAProxy, "-db", "-f", path)
 	f.cmd.ExtraFiles = []*os.File{sock}

@@ -1,5 +1,6 @@
 // Package benchenv is what every campaign under bench/ does before it
-// starts: build the binary under test and raise its own descriptor limit.
+// starts (Setup): make its work directory, build the binary under test and
+// raise its own descriptor limit.
 package benchenv
 
 import (
@@ -12,22 +13,22 @@ import (
 
 // Setup is what a campaign does first: a fresh work directory (its name
 // starting with prefix; the caller removes it), the binary under test
-// (Gatecache) and the descriptor limit raised (RaiseFileLimit).
+// (gatecache) and the descriptor limit raised (raiseFileLimit).
 func Setup(prefix, bin string) (work, binary string, err error) {
 	if work, err = os.MkdirTemp("", prefix); err != nil {
 		return "", "", err
 	}
-	if binary, err = Gatecache(work, bin); err != nil {
+	if binary, err = gatecache(work, bin); err != nil {
 		os.RemoveAll(work)
 		return "", "", err
 	}
-	RaiseFileLimit()
+	raiseFileLimit()
 	return work, binary, nil
 }
 
-// Gatecache returns bin, or when it is "" builds ./cmd/gatecache (run from
+// gatecache returns bin, or when it is "" builds ./cmd/gatecache (run from
 // the repository's root) into work and returns that path.
-func Gatecache(work, bin string) (string, error) {
+func gatecache(work, bin string) (string, error) {
 	if bin != "" {
 		return bin, nil
 	}
@@ -40,11 +41,11 @@ func Gatecache(work, bin string) (string, error) {
 	return bin, nil
 }
 
-// RaiseFileLimit lifts the process's descriptor limit as far as it may:
+// raiseFileLimit lifts the process's descriptor limit as far as it may:
 // as root the hard limit too, to 1,048,576 (a campaign holds the client
 // ends of tens of thousands of connections, which must not run it out of
 // descriptors), else to the hard limit. The nodes it starts inherit it.
-func RaiseFileLimit() {
+func raiseFileLimit() {
 	big := syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}
 	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &big) == nil {
 		return
