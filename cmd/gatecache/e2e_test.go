@@ -148,6 +148,12 @@ func (l *lockedBuffer) WriteString(s string) {
 	l.b.WriteString(s)
 }
 
+// Write lets a process's output go to the buffer.
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.WriteString(string(p))
+	return len(p), nil
+}
+
 func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

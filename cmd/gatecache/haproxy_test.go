@@ -36,7 +36,7 @@ func startFront(t *testing.T, haproxy string, nodes []*node) *front {
 		hn = append(hn, haproxytest.Node{Addr: n.addr, CheckPort: port})
 	}
 	log := &lockedBuffer{}
-	hf, err := haproxytest.Start(haproxytest.Options{HAProxy: haproxy, Render: renderScript, Log: logWriter{log}}, hn)
+	hf, err := haproxytest.Start(haproxytest.Options{HAProxy: haproxy, Render: renderScript, Log: log}, hn)
 	if err != nil {
 		t.Fatalf("%v\n--- haproxy log:\n%s", err, log)
 	}
@@ -48,14 +48,6 @@ func startFront(t *testing.T, haproxy string, nodes []*node) *front {
 		}
 	})
 	return f
-}
-
-// logWriter lets a lockedBuffer take a process's output.
-type logWriter struct{ *lockedBuffer }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.WriteString(string(p))
-	return len(p), nil
 }
 
 // waitServer waits until node n's state satisfies ok, and returns it.
