@@ -398,3 +398,49 @@ func TestThisNodeInItsOwnPoolFetchesItsKeysFromTheOrigin(t *testing.T) {
 		t.Fatalf("origin asked %d times, the other parent %d: want %d and %d", len(originSrv.requests()), len(other.requests()), mine, theirs)
 	}
 }
+
+// Without UPSTREAM_FALLBACK_DIRECT this node's own entry is skipped: the
+// keys it ranks first for go to their next parent, and when every other
+// parent is down, none is sent to this node either.
+func TestThisNodeInItsOwnPoolWithoutFallbackPassesItsKeysOn(t *testing.T) {
+	self, b, c := newParent(t, 200), newParent(t, 200), newParent(t, 200)
+	addr := func(p *parent) string { return p.Listener.Addr().String() }
+	byAddr := map[string]*parent{addr(b): b, addr(c): c}
+	cl := New(Options{Parents: []string{addr(self), addr(b), addr(c)}, Policy: Hash, Logger: quiet()})
+	cl.SetSelf(self.Listener.Addr())
+	mine := 0
+	for i := 0; mine < 5 && i < 1000; i++ {
+		p := fmt.Sprintf("/k%d", i)
+		tg := origin.Target{Scheme: "http", Host: "repo.example", Path: p, Key: "repo.example" + p}
+		rank := cl.Rank(tg.Key)
+		if rank[0] != addr(self) {
+			continue
+		}
+		mine++
+		next := byAddr[rank[1]]
+		before := len(next.requests())
+		resp, err := cl.Do(context.Background(), "GET", tg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Drain(resp.Body)
+		if len(next.requests()) != before+1 {
+			t.Fatalf("%s, ranked first for this node: not sent to its next parent %s", tg.Key, rank[1])
+		}
+	}
+	if mine == 0 || len(self.requests()) != 0 {
+		t.Fatalf("%d keys of this node's; %d requests sent to itself", mine, len(self.requests()))
+	}
+
+	down := New(Options{Parents: []string{addr(self), deadAddr(t), deadAddr(t)}, Policy: Hash, Logger: quiet(), ConnectTimeout: time.Second})
+	down.SetSelf(self.Listener.Addr())
+	for i := range 20 {
+		p := fmt.Sprintf("/d%d", i)
+		if resp, err := down.Do(context.Background(), "GET", origin.Target{Scheme: "http", Host: "repo.example", Path: p, Key: "repo.example" + p}, nil); err == nil {
+			Drain(resp.Body)
+		}
+	}
+	if n := len(self.requests()); n != 0 {
+		t.Fatalf("with every other parent down, %d requests were sent to this node itself", n)
+	}
+}
