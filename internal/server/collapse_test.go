@@ -224,3 +224,37 @@ func TestPoolMembersRequestsAreNotMergedWithDevices(t *testing.T) {
 		t.Fatalf("%d requests joined: a pool member's request waited on a device's", j)
 	}
 }
+
+// A discovery whose client left before upstream answered, with nobody else
+// waiting: the object is stored, and its seeded fill, read by nobody,
+// stops after the block it is in instead of reading the whole body.
+func TestASeededFillNobodyReadsStops(t *testing.T) {
+	sink := make(accessSink, 4)
+	r := newRig(t, withAccessLog(slog.New(sink)))
+	const blocks = 256
+	r.origin.Set("/left", origintest.Object{Size: blocks * testBlock, Fault: origintest.FaultStall, FaultAt: 2*testBlock + 100})
+	parked := r.origin.Hold()
+	ctx, leave := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.cache.URL+"/left?cacheHostOrigin="+r.origin.Addr, nil)
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		if resp, err := r.client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-parked // the discovery is at the origin
+	leave()
+	<-gone
+	if line := accessLines(t, sink, 1)[0]; line["status"] != int64(statusClientGone) {
+		t.Fatalf("the request that left logged %v", line)
+	}
+	r.origin.Unhold()
+	waitUntil(t, "the object is stored", func() bool { return r.store.Lookup(r.origin.Addr+"/left") != nil })
+	r.origin.Release() // the rest of the body follows: a fill with a reader would take it all
+	waitUntil(t, "the seeded fill ends", func() bool { return r.flights.Stats().ActiveFills == 0 })
+	obj := r.store.Lookup(r.origin.Addr + "/left")
+	if n := obj.PresentCount(0, blocks-1); n > 4 {
+		t.Fatalf("%d of %d blocks filled for nobody, want the fill to stop after its block", n, blocks)
+	}
+}
