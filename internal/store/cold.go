@@ -240,13 +240,8 @@ func (p *coldPart) add(d *drive, k, v []byte, atime int64, blockSize int64) {
 // coldAt is the cold entry at position i of the index's order.
 func (d *drive) coldAt(i uint32) *coldEntry { return &d.cold[i/coldChunk][i%coldChunk] }
 
-// takeColdLocked marks the cold entry of key gone and returns it, if key
-// has one.
-func (s *Store) takeColdLocked(key string) (*drive, coldEntry, bool) {
-	ref, ok := s.findColdLocked(key)
-	if !ok {
-		return nil, coldEntry{}, false
-	}
+// takeLocked marks the live cold entry at ref gone and returns it.
+func (ref coldRef) takeLocked() coldEntry {
 	d := ref.d
 	e := d.coldAt(ref.pos)
 	e.state |= coldGone
@@ -256,21 +251,26 @@ func (s *Store) takeColdLocked(key string) (*drive, coldEntry, bool) {
 		// Every entry is gone: let the lists go.
 		d.cold, d.coldKeys, d.coldOrder, d.coldIndex, d.coldNext = nil, coldKeys{}, nil, coldIndex{}, 0
 	}
-	return d, taken, true
+	return taken
 }
 
 // removeColdLocked drops key's cold entry, if it has one, as removeLocked
 // drops an object: space given back now, record and data deleted later.
 func (s *Store) removeColdLocked(key string) bool {
-	d, e, ok := s.takeColdLocked(key)
-	if !ok {
-		return false
+	ref, ok := s.findColdLocked(key)
+	if ok {
+		s.removeRefLocked(ref, key)
 	}
+	return ok
+}
+
+// removeRefLocked drops the live cold entry at ref, whose key is key.
+func (s *Store) removeRefLocked(ref coldRef, key string) {
+	d, e := ref.d, ref.takeLocked()
 	d.used -= e.bytes()
 	d.objects--
 	d.deleted[key] = e.id
 	s.trash = append(s.trash, &Object{store: s, drive: d, key: key, id: e.id, removed: true})
-	return true
 }
 
 // evictColdLocked removes d's oldest cold entry; it reports false when d
@@ -282,7 +282,9 @@ func (s *Store) evictColdLocked(d *drive) bool {
 	if d.coldNext >= len(d.coldOrder) {
 		return false
 	}
-	return s.removeColdLocked(d.coldKeys.key(int(d.coldOrder[d.coldNext])))
+	pos := d.coldOrder[d.coldNext]
+	s.removeRefLocked(coldRef{d, pos}, d.coldKeys.key(int(pos)))
+	return true
 }
 
 // warmMarker turns key's cold entry into an object when it is a Vary
@@ -345,10 +347,10 @@ func (s *Store) installLocked(key string, ref coldRef, o *Object, err error) (_ 
 		return nil, false
 	}
 	if err != nil {
-		s.removeColdLocked(key)
+		s.removeRefLocked(ref, key)
 		return nil, true
 	}
-	d, e, _ := s.takeColdLocked(key)
+	d, e := ref.d, ref.takeLocked()
 	o.store, o.drive, o.atime = s, d, e.atime
 	d.used += o.presentBytes - e.bytes() // the same, unless the record changed under us
 	s.objects[key] = o
