@@ -360,38 +360,27 @@ func (s *Store) installLocked(key string, ref coldRef, o *Object, err error) (_ 
 }
 
 // sortCold returns the positions of the chunks' entries, oldest last use
-// first (ties in order of position). Sorting 8-byte words is a small part
-// of a start where gathering and sorting a million entries is a quarter of
-// it: each word holds an entry's last use, as an offset from the oldest
-// scaled to fit 40 bits (exact within 18 minutes, 32 µs steps over a
-// year), above its position. Entries that share a step are put in their
-// exact order after.
+// first. Sorting 8-byte words is a small part of a start where gathering
+// and sorting a million entries is a quarter of it: each word holds an
+// entry's position in its low bits and above them its last use, as an
+// offset from the oldest scaled to fit the bits left (for a million
+// entries 44 bits: exact within 4.8 hours, 2 µs steps over a year). Entries
+// within one step are in order of position: for eviction they are equally
+// old.
 func sortCold(chunks [][]coldEntry) []uint32 {
-	at := func(i uint32) *coldEntry { return &chunks[i/coldChunk][i%coldChunk] }
-	byAtime := func(a, b uint32) int { return compareInt64(at(a).atime, at(b).atime) }
-	const posBits, timeBits = 24, 40
 	n, end := 0, 0
 	for i, c := range chunks {
 		n, end = n+len(c), i*coldChunk+len(c)
 	}
-	order := make([]uint32, 0, n)
-	if end > 1<<posBits {
-		for i, c := range chunks {
-			for j := range c {
-				order = append(order, uint32(i*coldChunk+j))
-			}
-		}
-		slices.SortStableFunc(order, byAtime)
-		return order
-	}
+	posBits := uint(max(bits.Len(uint(end)), 1))
 	oldest, newest := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, c := range chunks {
 		for _, e := range c {
 			oldest, newest = min(oldest, e.atime), max(newest, e.atime)
 		}
 	}
-	shift := 0
-	for n > 0 && uint64(newest-oldest)>>shift >= 1<<timeBits {
+	shift := uint(0)
+	for n > 0 && uint64(newest-oldest)>>shift>>(64-posBits) != 0 {
 		shift++
 	}
 	words := make([]uint64, 0, n)
@@ -401,18 +390,9 @@ func sortCold(chunks [][]coldEntry) []uint32 {
 		}
 	}
 	slices.Sort(words)
-	for _, w := range words {
-		order = append(order, uint32(w&(1<<posBits-1)))
-	}
-	for j := 0; shift > 0 && j < n; {
-		k := j + 1
-		for k < n && words[k]>>posBits == words[j]>>posBits {
-			k++
-		}
-		if run := order[j:k]; !slices.IsSortedFunc(run, byAtime) {
-			slices.SortStableFunc(run, byAtime)
-		}
-		j = k
+	order := make([]uint32, n)
+	for i, w := range words {
+		order[i] = uint32(w & (1<<posBits - 1))
 	}
 	return order
 }
